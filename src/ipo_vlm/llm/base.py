@@ -1,0 +1,58 @@
+"""The LLM protocol: one method, ``complete(request) -> response``."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class OutputConstraint:
+    """Asks the backend to restrict the answer to ``n`` templates, one per line, each holding
+    ``placeholder`` exactly once (GBNF grammar for llama.cpp, JSON schema for APIs that have it).
+    Parsing stays tolerant either way."""
+
+    n: int
+    placeholder: str = "<CLASS>"
+    max_chars: int = 300
+
+
+@dataclass(frozen=True)
+class LLMRequest:
+    messages: tuple[tuple[str, str], ...]  # (role, content) pairs
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_tokens: int = 512
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    repeat_penalty: float | None = None
+    #: distinguishes several samples of the same prompt (distinct cache entries)
+    sample_index: int = 0
+    constraint: OutputConstraint | None = None
+
+    def cache_payload(self, model_id: str) -> dict[str, Any]:
+        """Everything that changes the answer, for the response-cache key."""
+        payload = asdict(self)
+        payload["messages"] = [list(m) for m in self.messages]
+        payload["stop"] = list(self.stop)
+        payload["model"] = model_id
+        return payload
+
+
+@dataclass
+class LLMResponse:
+    text: str
+    model: str
+    tokens_in: int = 0
+    tokens_out: int = 0
+    latency_s: float = 0.0
+    cache_hit: bool = False
+    call_id: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class LLM(Protocol):
+    model_id: str
+
+    def complete(self, request: LLMRequest) -> LLMResponse: ...
