@@ -1,0 +1,188 @@
+"""The run directory: the durable record of one optimization run, and enough to resume it.
+
+Every file is append-only (``.jsonl``, one ``fsync``-ed line per record) or written atomically
+(``.json``), so a run killed at any instant leaves files that a resumed run can trust:
+
+- ``config.json``       resolved settings, package versions, meta-prompt version
+- ``split.json``        the few-shot files and the base/novel class lists
+- ``history.jsonl``     one line per scored template (seeds and LLM candidates)
+- ``steps.jsonl``       one line per *finished* step: the resume point and per-step parse stats
+- ``llm_calls.jsonl``   one line per LLM call (written by the LLM session)
+- ``descriptions.jsonl`` image descriptions (written by the captioner stage)
+- ``result.json``       the selected template and its base/novel/H evaluation
+
+``history.jsonl`` keeps exactly one kind of line (a scored template) so that anything reading
+it never has to skip markers; step completion lives in ``steps.jsonl`` instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from ipo_vlm.errors import ConfigError
+from ipo_vlm.jsonio import append_jsonl, atomic_write_json, read_jsonl, repair_jsonl
+
+log = logging.getLogger(__name__)
+
+#: settings that a resumed run may change; everything else must match the original run
+RESUMABLE_CHANGES = frozenset({"optimize.steps", "optimize.max_llm_tokens", "llm.use_cache"})
+_VERSIONED_PACKAGES = ("ipo-vlm", "numpy", "torch", "transformers", "openai", "llama_cpp_python", "pillow")
+
+
+def package_versions() -> dict[str, str | None]:
+    """Installed versions of the packages that can change a run's numbers (read from metadata,
+    so nothing heavy is imported)."""
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for name in _VERSIONED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in d.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+def config_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Dotted names of the settings that differ between two ``RunConfig.to_dict()`` dicts."""
+    a, b = _flatten(old), _flatten(new)
+    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+
+
+@dataclass
+class StepRecord:
+    """What ``steps.jsonl`` says about one finished step."""
+
+    step: int
+    llm_calls: int = 0
+    returned: int = 0
+    valid: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+    tokens_in: int = 0
+    tokens_out: int = 0
+
+
+class RunDir:
+    """Paths and record I/O of one run directory. Creating the object touches nothing on disk."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.config_path = self.path / "config.json"
+        self.split_path = self.path / "split.json"
+        self.history_path = self.path / "history.jsonl"
+        self.steps_path = self.path / "steps.jsonl"
+        self.llm_calls_path = self.path / "llm_calls.jsonl"
+        self.descriptions_path = self.path / "descriptions.jsonl"
+        self.result_path = self.path / "result.json"
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    # -- opening -----------------------------------------------------------------------------
+
+    def prepare(self, config: dict[str, Any], resume: bool, prompt_version: str) -> dict[str, Any] | None:
+        """Check the directory against ``resume`` and write or update ``config.json``.
+
+        Returns the original run's config section when resuming, else ``None``. A fresh run
+        refuses a directory that already holds a run (nothing computed is ever overwritten); a
+        resumed one refuses a different config, except for :data:`RESUMABLE_CHANGES`."""
+        if self.path.exists() and not self.path.is_dir():
+            raise ConfigError(f"--out {self.path} exists and is not a directory")
+        if not resume:
+            if self.config_path.exists():
+                raise ConfigError(f"{self.path} already holds a run; pass --resume to continue it or choose another --out")
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._write_config(config, prompt_version, created=_now())
+            return None
+        old = self.read_config()
+        old_config = old["config"]
+        diffs = [d for d in config_differences(old_config, config) if d not in RESUMABLE_CHANGES]
+        if old.get("prompt_version") != prompt_version:
+            diffs.append("prompt_version")
+        if diffs:
+            raise ConfigError(f"cannot resume {self.path}: settings differ from the run's config.json: {', '.join(diffs)}")
+        if config != old_config:
+            self._write_config(config, prompt_version, created=old.get("created", _now()))
+        for p in (self.history_path, self.steps_path, self.llm_calls_path, self.descriptions_path):
+            repair_jsonl(p)  # a kill mid-append leaves a torn line; later appends need a fresh one
+        return old_config
+
+    def _write_config(self, config: dict[str, Any], prompt_version: str, created: str) -> None:
+        atomic_write_json(
+            self.config_path,
+            {"config": config, "prompt_version": prompt_version, "versions": package_versions(), "created": created},
+        )
+
+    def read_config(self) -> dict[str, Any]:
+        """The whole ``config.json`` (``config``, ``prompt_version``, ``versions``, ``created``)."""
+        if not self.config_path.exists():
+            raise ConfigError(f"{self.path} is not a run directory (no config.json)")
+        import json
+
+        try:
+            raw = json.loads(self.config_path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as e:
+            raise ConfigError(f"cannot read {self.config_path}: {e}") from None
+        if not isinstance(raw, dict) or not isinstance(raw.get("config"), dict):
+            raise ConfigError(f"{self.config_path} is not an ipo run config")
+        return raw
+
+    # -- records -----------------------------------------------------------------------------
+
+    def append_history(self, record: dict[str, Any]) -> None:
+        append_jsonl(self.history_path, record)
+
+    def history(self) -> list[dict[str, Any]]:
+        return list(read_jsonl(self.history_path))
+
+    def append_step(self, record: StepRecord) -> None:
+        append_jsonl(self.steps_path, dict(record.__dict__))
+
+    def steps(self) -> list[StepRecord]:
+        return [StepRecord(**r) for r in read_jsonl(self.steps_path)]
+
+    def last_step_done(self) -> int:
+        """The highest finished step; -1 when not even the seeds (step 0) are done."""
+        done = [s.step for s in self.steps()]
+        return max(done) if done else -1
+
+    def llm_tokens_spent(self) -> tuple[int, int]:
+        """Tokens in/out of every recorded LLM call, including those of an interrupted step
+        (the budget counts what was spent, not what was kept)."""
+        tin = tout = 0
+        for rec in read_jsonl(self.llm_calls_path):
+            tin += int(rec.get("tokens_in") or 0)
+            tout += int(rec.get("tokens_out") or 0)
+        return tin, tout
+
+    def write_result(self, result: dict[str, Any]) -> None:
+        atomic_write_json(self.result_path, result)
+
+    def read_result(self) -> dict[str, Any] | None:
+        if not self.result_path.exists():
+            return None
+        import json
+
+        try:
+            return json.loads(self.result_path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as e:
+            raise ConfigError(f"cannot read {self.result_path}: {e}") from None
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
