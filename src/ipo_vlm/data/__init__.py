@@ -1,0 +1,84 @@
+"""Datasets (your folders, CoOp's 11 benchmarks, the bundled demo) and the seeded few-shot
+base-to-novel split the optimizer trains and is tested on.
+
+>>> ds = load_dataset("oxford_pets", data_root="/data")   # DATA/oxford_pets/split_zhou_OxfordPets.json
+>>> split = make_split(ds, shots=16, seed=1)
+>>> split.base_classnames[:2], len(split.train)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ipo_vlm.data.base import Dataset, DatasetInfo, Sample
+from ipo_vlm.data.coop import COOP_SPECS, load_coop
+from ipo_vlm.data.fewshot import TaskSplit, base_novel_labels, load_split, make_split
+from ipo_vlm.errors import ConfigError, DataError
+
+__all__ = [
+    "Dataset", "DatasetInfo", "Sample", "TaskSplit",
+    "base_novel_labels", "known_datasets", "load_dataset", "load_split", "make_split",
+]
+
+_DEMO_ALIASES = ("demo", "fashion", "fashion_mnist")
+
+
+def _norm(name: str) -> str:
+    """Spelling-insensitive key: ``OxfordPets``, ``oxford_pets``, ``oxford-pets`` all match."""
+    return "".join(ch for ch in name.lower() if ch.isalnum())
+
+
+def _aliases() -> dict[str, str]:
+    table = {_norm(a): "demo" for a in _DEMO_ALIASES}
+    table[_norm("folder")] = "folder"
+    for spec in COOP_SPECS.values():
+        split_name = spec.split_file[len("split_zhou_"):-len(".json")] if spec.split_file else ""
+        for alias in (spec.name, spec.folder, split_name, *spec.aliases):
+            if alias:
+                table[_norm(alias)] = spec.name
+    table[_norm("FGVCAircraft")] = "fgvc_aircraft"
+    return table
+
+
+def known_datasets() -> tuple[str, ...]:
+    """Canonical dataset names ``load_dataset`` accepts (besides a folder path)."""
+    return ("demo", "folder", *sorted(COOP_SPECS))
+
+
+def load_dataset(name: str, data_root: str | Path | None = None, *, template: str | None = None,
+                 domain: str | None = None, classnames_file: str | Path | None = None) -> Dataset:
+    """A dataset by name: ``demo``; one of CoOp's 11 under ``data_root``; ``folder`` (class
+    folders at ``data_root``) or a folder path given as the name.
+
+    ``template`` and ``domain`` override the dataset's defaults; ``classnames_file`` maps
+    folder names to readable class names (folder datasets only)."""
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(f"no dataset given; known: {', '.join(known_datasets())}, or a folder path")
+    if template is not None and "{}" not in template:
+        raise ConfigError(f"template {template!r} has no '{{}}' class placeholder")
+    canonical = _aliases().get(_norm(name))
+    if canonical == "demo":
+        from ipo_vlm.data.demo import DemoDataset
+
+        return DemoDataset(template=template, domain=domain)
+    if canonical is None and _looks_like_path(name):
+        canonical, data_root = "folder", name
+    if canonical is None:
+        raise ConfigError(f"unknown dataset {name!r}; known: {', '.join(known_datasets())}, or a folder path")
+    if data_root is None:
+        raise ConfigError(f"dataset {canonical!r} needs --data-root (the folder that holds it)")
+    root = Path(data_root).expanduser()
+    if canonical == "folder":
+        from ipo_vlm.data.folder import load_folder
+
+        return load_folder(root, template=template, domain=domain, classnames_file=classnames_file)
+    if classnames_file is not None:
+        raise ConfigError("a class-name mapping file applies to folder datasets only")
+    if not root.is_dir():
+        raise DataError(f"data root not found: {root}")
+    return load_coop(COOP_SPECS[canonical], root, template=template, domain=domain)
+
+
+def _looks_like_path(name: str) -> bool:
+    """A name with a path separator, or an existing folder, is a folder dataset's root."""
+    return any(sep in name for sep in ("/", "\\")) or name.startswith(("~", ".")) or Path(name).is_dir()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -23,6 +24,8 @@ class Sample:
 
 @dataclass(frozen=True)
 class DatasetInfo:
+    """What the rest of the pipeline needs to know about a dataset besides its images."""
+
     name: str
     classnames: tuple[str, ...]  # index = label
     #: CoOp's hand-crafted template for this dataset, with ``{}`` for the class name
@@ -32,6 +35,8 @@ class DatasetInfo:
 
 
 class Dataset(ABC):
+    """A labelled image collection with fixed ``train`` / ``val`` / ``test`` splits."""
+
     info: DatasetInfo
 
     @abstractmethod
@@ -45,3 +50,9 @@ class Dataset(ABC):
     @abstractmethod
     def content_id(self, sample: Sample) -> str:
         """sha256 hex of the image's bytes: the feature store's key."""
+
+    def check_samples(self, samples: Iterable[Sample]) -> None:
+        """Raise a ``DataError`` naming the first sample whose image does not exist.
+
+        Cheap (an existence check, not a decode); loaders whose listing already proves
+        existence keep this default, which checks nothing."""

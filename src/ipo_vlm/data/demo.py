@@ -1,0 +1,97 @@
+"""The bundled demo dataset: a fixed subset of Fashion-MNIST (10 classes, MIT licence).
+
+The package carries ``assets/demo_data/fashion_mnist_demo.npz`` (built by
+``scripts/build_demo_data.py``): per class 200 train, 20 val and 200 test images, uint8 28x28.
+Sample refs are ``"<pool>/<index>"`` into those arrays."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ipo_vlm.data.base import Dataset, DatasetInfo, Sample
+from ipo_vlm.data.files import SPLITS
+from ipo_vlm.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    import numpy as np
+    from PIL import Image
+
+ASSET_DIR = Path(__file__).resolve().parent.parent / "assets" / "demo_data"
+NPZ_NAME = "fashion_mnist_demo.npz"
+#: Fashion-MNIST's label order, as readable lowercase names ("T-shirt/top" -> "t-shirt")
+CLASSNAMES = ("t-shirt", "trouser", "pullover", "dress", "coat",
+              "sandal", "shirt", "sneaker", "bag", "ankle boot")
+TEMPLATE = "a photo of a {}."
+DOMAIN = "clothing item"
+
+_lock = threading.Lock()
+_cache: dict[Path, dict[str, Any]] = {}
+
+
+def _load_arrays(asset_dir: Path) -> dict[str, "np.ndarray"]:
+    """Read (once per process) and verify the packed arrays against their recorded sha256."""
+    import numpy as np
+
+    with _lock:
+        if asset_dir in _cache:
+            return _cache[asset_dir]
+        path = asset_dir / NPZ_NAME
+        try:
+            data = path.read_bytes()
+            expected = json.loads((asset_dir / "fashion_mnist_demo.json").read_text(encoding="utf-8"))["sha256"]
+        except (OSError, ValueError, KeyError) as e:
+            raise DataError(f"demo data missing or unreadable in {asset_dir}: {e}") from None
+        if hashlib.sha256(data).hexdigest() != expected:
+            raise DataError(f"demo data {path} does not match its recorded sha256; reinstall the package")
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        _cache[asset_dir] = arrays
+        return arrays
+
+
+class DemoDataset(Dataset):
+    """Fashion-MNIST subset packed in the package; ``data_root`` is not needed."""
+
+    def __init__(self, asset_dir: Path = ASSET_DIR, template: str | None = None,
+                 domain: str | None = None) -> None:
+        self.asset_dir = Path(asset_dir)
+        self.info = DatasetInfo("demo", CLASSNAMES, template or TEMPLATE, domain or DOMAIN)
+
+    def _arrays(self) -> dict[str, "np.ndarray"]:
+        return _load_arrays(self.asset_dir)
+
+    def split(self, name: str) -> list[Sample]:
+        if name not in SPLITS:
+            raise ConfigError(f"unknown split {name!r}; known: {', '.join(SPLITS)}")
+        labels = self._arrays()[f"{name}_labels"]
+        return [Sample(f"{name}/{i}", int(lab), CLASSNAMES[int(lab)]) for i, lab in enumerate(labels)]
+
+    def array(self, sample: Sample) -> "np.ndarray":
+        """The sample's uint8 28x28 grey image."""
+        pool, _, index = sample.ref.partition("/")
+        images = self._arrays().get(f"{pool}_images")
+        if images is None or not index.isdigit() or int(index) >= len(images):
+            raise DataError(f"no demo image {sample.ref!r}")
+        return images[int(index)]
+
+    def open_image(self, sample: Sample) -> "Image.Image":
+        from PIL import Image
+
+        # native 28x28; the VLM's preprocessing does any resizing
+        return Image.fromarray(self.array(sample)).convert("RGB")
+
+    def content_id(self, sample: Sample) -> str:
+        arr = self.array(sample)
+        h = hashlib.sha256(f"uint8{tuple(arr.shape)}:".encode())
+        h.update(arr.tobytes())
+        return h.hexdigest()
+
+    def check_samples(self, samples: Iterable[Sample]) -> None:
+        for s in samples:
+            self.array(s)
