@@ -57,14 +57,15 @@ class CountingCaptioner:
 
 
 class KeywordVLM:
-    """Text i has a 1 in dimension k if it contains keyword k; an image has a 1 in the dimension
+    """Text i has a 1 in dimension k if it contains keyword k (each test phrase holds exactly one, so
+    phrases the image says nothing about tie); an image has a 1 in the dimension
     of its dominant colour. A shared constant dimension keeps every vector non-zero."""
 
     model_id = "keyword-vlm"
     preprocess_id = "none"
     logit_scale = 100.0
     max_text_tokens = 77
-    KEYWORDS = ["red", "green", "blue", "striped", "round"]
+    KEYWORDS = ["red", "green", "blue", "striped", "dotted", "round", "square", "oval"]
 
     def __init__(self) -> None:
         self.text_calls: list[int] = []

@@ -1,0 +1,122 @@
+"""``interrogate``: offline, LMM-free image descriptions from the run's own VLM.
+
+In the spirit of CLIP-Interrogator: every attribute phrase of a vocabulary (colours, textures,
+shapes, materials, settings, viewpoints, lighting) is encoded once with the VLM's text encoder;
+an image is encoded with its image encoder, and in each attribute group the phrases compete in a
+softmax over ``logit_scale * cosine``. A group speaks only if its best phrase is clearly more
+likely than chance (``min_ratio`` times the uniform probability); the strongest groups'
+phrases are joined into one sentence. Deterministic: same VLM, vocabulary and image, same text.
+
+The captioner cannot follow an instruction; it describes what its vocabulary can express."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ipo_vlm.captioner.vocabulary import Vocabulary, load_vocabulary
+from ipo_vlm.errors import ConfigError
+from ipo_vlm.jsonio import sha256_json
+
+if TYPE_CHECKING:
+    import numpy as np
+    from PIL import Image
+
+    from ipo_vlm.vlm.base import VisionLanguageModel
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Attribute:
+    """One group's verdict on one image."""
+
+    group: str
+    phrase: str
+    #: probability of the phrase within its group divided by the uniform probability
+    ratio: float
+
+
+class Interrogator:
+    """Describes images by ranking attribute phrases with a ``VisionLanguageModel``."""
+
+    def __init__(self, vlm: "VisionLanguageModel", vocabulary: Vocabulary,
+                 max_attributes: int = 4, min_ratio: float = 2.0) -> None:
+        if max_attributes < 1:
+            raise ConfigError(f"interrogate max_attributes must be >= 1, got {max_attributes}")
+        if min_ratio < 1.0:
+            raise ConfigError(f"interrogate min_ratio must be >= 1 (1 = chance), got {min_ratio}")
+        self.vlm = vlm
+        self.vocabulary = vocabulary
+        self.max_attributes = max_attributes
+        self.min_ratio = min_ratio
+        params = {"vocabulary": vocabulary.as_dict(), "max_attributes": max_attributes, "min_ratio": min_ratio}
+        self.model_id = f"interrogate:{vlm.model_id}:{sha256_json(params)[:16]}"
+        self._phrase_embeddings: list["np.ndarray"] | None = None
+
+    def _embeddings(self) -> list["np.ndarray"]:
+        """Per group, the (n_phrases, d) text embeddings; encoded once per captioner."""
+        if self._phrase_embeddings is None:
+            groups = self.vocabulary.groups
+            texts = [g.prompt.replace("{}", p) for g in groups for p in g.phrases]
+            flat = self.vlm.encode_texts(texts)
+            out, start = [], 0
+            for g in groups:
+                out.append(flat[start : start + len(g.phrases)])
+                start += len(g.phrases)
+            self._phrase_embeddings = out
+            log.info("interrogate: encoded %d attribute phrases in %d groups", len(texts), len(groups))
+        return self._phrase_embeddings
+
+    def attributes(self, image_features: "np.ndarray") -> list[list[Attribute]]:
+        """For each image feature row: the groups that speak, strongest first, at most
+        ``max_attributes`` (always at least the strongest group, so no image goes undescribed)."""
+        import numpy as np
+
+        scale = float(getattr(self.vlm, "logit_scale", 100.0))
+        per_group = []
+        for group, emb in zip(self.vocabulary.groups, self._embeddings()):
+            logits = scale * (np.asarray(image_features, dtype=np.float64) @ np.asarray(emb, dtype=np.float64).T)
+            logits -= logits.max(axis=1, keepdims=True)
+            probs = np.exp(logits)
+            probs /= probs.sum(axis=1, keepdims=True)
+            best = probs.argmax(axis=1)
+            per_group.append((group, best, probs[np.arange(len(best)), best] * len(group.phrases)))
+        result = []
+        for i in range(len(image_features)):
+            found = [Attribute(g.name, g.phrases[int(best[i])], float(ratio[i])) for g, best, ratio in per_group]
+            # Sort by strength; ties keep vocabulary order (sorted() is stable).
+            ranked = sorted(found, key=lambda a: -a.ratio)
+            keep = [a for a in ranked if a.ratio >= self.min_ratio][: self.max_attributes] or ranked[:1]
+            result.append(keep)
+        return result
+
+    def _sentence(self, attrs: list[Attribute]) -> str:
+        # Vocabulary order reads more naturally than strength order ("red, striped, on grass").
+        order = {g.name: i for i, g in enumerate(self.vocabulary.groups)}
+        phrases = [a.phrase for a in sorted(attrs, key=lambda a: order[a.group])]
+        return self.vocabulary.sentence.replace("{}", ", ".join(phrases))
+
+    def describe(self, images: Sequence["Image.Image"], instruction: str = "") -> list[str]:
+        """One sentence per image; ``instruction`` is ignored (there is no language model)."""
+        if not images:
+            return []
+        features = self.vlm.encode_images(images)
+        return [self._sentence(attrs) for attrs in self.attributes(features)]
+
+
+def load_interrogate(
+    name: str = "", *, vlm: "VisionLanguageModel | None" = None,
+    vocabulary: str | Path | Mapping[str, Any] | None = None,
+    max_attributes: int = 4, min_ratio: float = 2.0, **_: Any,
+) -> Interrogator:
+    """Factory for ``interrogate`` and ``interrogate:/path/to/vocabulary.json``.
+
+    ``vlm`` is the run's model (required); other unknown options are ignored."""
+    if vlm is None:
+        raise ConfigError("the interrogate captioner needs the run's VLM (create_captioner(spec, vlm=...))")
+    vocab = load_vocabulary(vocabulary if vocabulary is not None else (name or None), vlm=vlm)
+    return Interrogator(vlm, vocab, max_attributes=max_attributes, min_ratio=min_ratio)
