@@ -1,0 +1,129 @@
+"""The hf: backend on a tiny random CLIP saved to disk: real loading, tokenising and encoding."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ipo_vlm.errors import BackendError, ConfigError
+from ipo_vlm.testing.tiny_clip import build_tiny_clip
+from ipo_vlm.vlm import create_vlm
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_clip(tmp_path_factory.mktemp("tiny") / "clip", seed=0)
+
+
+@pytest.fixture(scope="module")
+def vlm(tiny_dir: Path):
+    return create_vlm(f"hf:{tiny_dir}")
+
+
+def _images(n: int) -> list[Image.Image]:
+    rng = np.random.default_rng(7)
+    return [Image.fromarray(rng.integers(0, 256, (30 + 5 * i, 40, 3), dtype=np.uint8)) for i in range(n)]
+
+
+def test_protocol_attributes(vlm) -> None:
+    from ipo_vlm.vlm.base import VisionLanguageModel
+
+    assert isinstance(vlm, VisionLanguageModel)
+    assert vlm.max_text_tokens == 77
+    assert vlm.logit_scale == pytest.approx(100.0, rel=1e-5)
+    assert vlm.model_id.startswith("hf:clip@")
+    assert vlm.preprocess_id.startswith("clip32c32-")
+
+
+def test_image_features_match_model_forward(vlm) -> None:
+    import torch
+
+    images = _images(5)
+    vlm.batch_size = 2  # exercise more than one batch
+    feats = vlm.encode_images(images)
+    assert feats.shape == (5, 16) and feats.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(feats, axis=1), 1.0, atol=1e-5)
+    from transformers import CLIPImageProcessorPil
+
+    pixels = CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})(
+        images=images, return_tensors="pt"
+    )["pixel_values"]
+    with torch.no_grad():
+        ref = vlm.model(pixel_values=pixels, input_ids=torch.tensor([[512, 513]])).image_embeds.numpy()
+    assert np.abs(feats - ref).max() < 1e-5
+
+
+def test_text_features_longest_padding_is_exact(vlm) -> None:
+    texts = ["a photo of a cat.", "dog", "a blurry photo of a small bird on a branch", "x" * 60, "a {} b"]
+    vlm.text_batch_size = 2
+    longest = vlm.encode_texts(texts)
+    full = vlm.encode_texts(texts, pad_to="max_length")
+    one_by_one = np.concatenate([vlm.encode_texts([t]) for t in texts])
+    assert longest.shape == (5, 16)
+    assert np.abs(longest - full).max() < 1e-5
+    assert np.abs(longest - one_by_one).max() < 1e-5
+    # different texts really give different embeddings (the comparison above is not vacuous)
+    assert np.abs(longest[0] - longest[1]).max() > 1e-3
+
+
+def test_count_tokens_and_limit(vlm) -> None:
+    # byte-level vocabulary: one token per character, plus start and end
+    assert vlm.count_tokens(["dog", "a cat"]) == [5, 6]
+    ok = "x" * 75
+    assert vlm.count_tokens([ok]) == [77]
+    vlm.encode_texts([ok])
+    with pytest.raises(ConfigError, match="77-token limit"):
+        vlm.encode_texts(["dog", ok + "x"])
+
+
+def test_same_weights_same_id_other_seed_other_id(tiny_dir: Path, tmp_path: Path, vlm) -> None:
+    again = create_vlm(f"hf:{tiny_dir}")
+    assert again.model_id == vlm.model_id
+    other = create_vlm(f"hf:{build_tiny_clip(tmp_path / 'clip', seed=1)}")
+    assert other.model_id != vlm.model_id
+    assert other.preprocess_id == vlm.preprocess_id
+
+
+def test_missing_hub_model_offline_says_how_to_get_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    with pytest.raises(BackendError) as err:
+        create_vlm("hf:openai/clip-vit-base-patch16")
+    msg = str(err.value)
+    assert "huggingface-cli download openai/clip-vit-base-patch16" in msg and "hf:/path" in msg
+
+
+def test_bad_paths_and_options(tmp_path: Path, tiny_dir: Path) -> None:
+    with pytest.raises(BackendError, match="no model directory"):
+        create_vlm(f"hf:{tmp_path / 'nope'}")
+    with pytest.raises(BackendError, match="config.json"):
+        create_vlm(f"hf:{tmp_path}")
+    with pytest.raises(ConfigError):
+        create_vlm("hf:")
+    with pytest.raises(ConfigError, match="dtype"):
+        create_vlm(f"hf:{tiny_dir}", dtype="int3")
+
+
+def test_open_clip_missing_names_the_extra() -> None:
+    try:
+        import open_clip  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("open_clip is installed")
+    with pytest.raises(BackendError, match=r"pip install 'ipo-vlm\[openclip\]'"):
+        create_vlm("open_clip:ViT-B-16@openai")
+
+
+def test_import_and_help_stay_light() -> None:
+    code = (
+        "import sys, ipo_vlm, ipo_vlm.vlm, ipo_vlm.features, ipo_vlm.scoring, ipo_vlm.vlm.hf, ipo_vlm.cli.features\n"
+        "heavy = [m for m in ('torch', 'transformers', 'openai', 'llama_cpp') if m in sys.modules]\n"
+        "assert not heavy, heavy"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
