@@ -38,6 +38,9 @@ def run(args: argparse.Namespace) -> int:
     info = ds.info
     print(f"dataset   {info.name}: {len(info.classnames)} classes "
           f"({len(split.base_classnames)} base / {len(split.novel_classnames)} novel)")
+    image_dir = getattr(ds, "image_dir", None)
+    if image_dir is not None:
+        print(f"images    {image_dir}")
     print(f"template  {info.template}")
     print(f"domain    {info.domain}")
     print(f"few-shot  {split.shots} shots, seed {split.seed}")
