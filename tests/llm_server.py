@@ -9,7 +9,7 @@
 Each ``POST .../chat/completions`` takes the next scripted ``Reply`` from the queue; when the
 queue is empty it asks ``responder`` (a callable given the request body) or answers with
 ``default``. ``GET .../models`` lists ``models``. Every request is recorded (method, path, headers,
-parsed JSON body) in ``server.requests``; vision calls are recorded like any other chat call."""
+parsed JSON body; header names lower-cased) in ``server.requests``; vision calls are recorded like any other chat call."""
 
 from __future__ import annotations
 
@@ -144,7 +144,7 @@ class FakeOpenAIServer:
                 pass
 
             def _record(self, body: Any) -> None:
-                rec = Recorded(self.command, self.path, dict(self.headers.items()), body, time.monotonic())
+                rec = Recorded(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.monotonic())
                 with server._lock:
                     server.requests.append(rec)
 
