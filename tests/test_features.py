@@ -73,7 +73,7 @@ def test_computes_once_and_reuses_subsets(tmp_path: Path) -> None:
     all_feats = store.features(ds, ds.samples, batch_size=4, progress=lambda d, t: calls.append((d, t)))
     assert all_feats.shape == (10, 4) and all_feats.dtype == np.float32
     np.testing.assert_allclose(all_feats, _expected(vlm, ds, ds.samples), rtol=1e-6)
-    assert calls == [(4, 10), (8, 10), (10, 10)]
+    assert calls == [(0, 10), (4, 10), (8, 10), (10, 10)]
     assert store.stats == {"hits": 0, "computed": 10} and vlm.encoded == 10
     subset = [ds.samples[7], ds.samples[2], ds.samples[7]]  # a "1-shot" subset, in another order
     np.testing.assert_array_equal(store.features(ds, subset), all_feats[[7, 2, 7]])
@@ -145,3 +145,30 @@ def test_concurrent_writers_do_not_clobber_each_other(tmp_path: Path) -> None:
     log = VectorLog(shard)
     assert len(log) == 100
     assert log.get(key_bytes("b-49"))[0] == 49.0 and log.get(key_bytes("a-3"))[5] == 3.0
+
+
+def test_cli_features_reuses_cache_across_shots_and_seeds(tmp_path: Path, monkeypatch, capsys) -> None:
+    from ipo_vlm.cli.main import main
+    from ipo_vlm.testing.tiny_clip import build_tiny_clip
+
+    rng = np.random.default_rng(5)
+    for c in ("red_fox", "cat", "owl", "dog"):
+        (tmp_path / "ds" / c).mkdir(parents=True)
+        for i in range(10):
+            Image.fromarray(rng.integers(0, 256, (30, 34, 3), dtype=np.uint8)).save(tmp_path / "ds" / c / f"{i}.png")
+    clip = build_tiny_clip(tmp_path / "clip")
+    monkeypatch.setenv("IPO_CACHE_DIR", str(tmp_path / "cache"))
+    base = ["features", "--dataset", str(tmp_path / "ds"), "--vlm", f"hf:{clip}", "--batch-size", "8"]
+    assert main(base + ["--shots", "2"]) == 0
+    first = capsys.readouterr().out
+    assert "0 already cached" in first
+    n_first = int(first.split(": ")[1].split(" images")[0])
+    # 1-shot images are a subset of the 2-shot ones and the test parts are shared: nothing new
+    assert main(base + ["--shots", "1"]) == 0
+    assert " 0 encoded" in capsys.readouterr().out
+    assert main(base + ["--all"]) == 0
+    out = capsys.readouterr().out
+    assert "40 images" in out and f"{n_first} already cached" in out
+    assert list((tmp_path / "cache" / "features").iterdir())
+    assert main(["features", "--dataset", str(tmp_path / "ds"), "--vlm", f"hf:{tmp_path / 'nope'}"]) == 2
+    assert "ipo: error: no model directory" in capsys.readouterr().err

@@ -172,6 +172,8 @@ class FeatureStore:
         todo = list(missing.items())
         if todo:
             log.info("encoding %d images with %s", len(todo), self.vlm.model_id)
+            if progress is not None:
+                progress(0, len(todo))
         for start in range(0, len(todo), batch_size):
             chunk = todo[start : start + batch_size]
             images = [_open(dataset, s) for _, s in chunk]
