@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ipo_vlm.errors import ConfigError
@@ -113,3 +114,45 @@ def evaluate_on(
     vlm = create_vlm(vlm_spec)
     split = make_split(dataset, shots, seed)
     return TestSetEvaluator(vlm, dataset, split, progress=progress).evaluate(templates)
+
+
+def evaluate_run(
+    run: str | Path,
+    templates: Sequence[str] | None = None,
+    vlm_spec: str | None = None,
+    progress: Callable[..., Any] | None = None,
+) -> list[EvalScores]:
+    """Evaluate a run's best template (from ``result.json``, else chosen from its history), or
+    the given ``templates``, on the run's own dataset and split; ``vlm_spec`` swaps the VLM."""
+    import json
+
+    from ipo_vlm.data import TaskSplit, load_dataset
+    from ipo_vlm.rundir import RunDir
+    from ipo_vlm.vlm import create_vlm
+
+    rundir = RunDir(run)
+    config = rundir.read_config()["config"]
+    if not templates:
+        templates = [best_template_of(rundir, config.get("optimize", {}).get("select_on", "train"))]
+    for t in templates:
+        check_template(t)
+    data = config.get("data", {})
+    dataset = load_dataset(data.get("dataset", "demo"), data.get("data_root"))
+    if not rundir.split_path.exists():
+        raise ConfigError(f"{rundir.path} has no split.json yet")
+    split = TaskSplit.from_json(json.loads(rundir.split_path.read_text(encoding="utf-8")), dataset)
+    vlm = create_vlm(vlm_spec or config["vlm"])
+    return TestSetEvaluator(vlm, dataset, split, progress=progress).evaluate(templates)
+
+
+def best_template_of(rundir: Any, select_on: str = "train") -> str:
+    """The run's selected template: ``result.json``'s, or the best in ``history.jsonl``."""
+    from ipo_vlm.result import select_best
+
+    result = rundir.read_result()
+    if result and result.get("best_template"):
+        return str(result["best_template"])
+    history = rundir.history()
+    if not history:
+        raise ConfigError(f"{rundir.path} has no scored templates yet")
+    return str(select_best(history, None, select_on)["template"])

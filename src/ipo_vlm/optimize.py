@@ -202,3 +202,53 @@ def optimize(
     hook("result", outcome.steps_done)
     rundir.write_result(result)
     return result
+
+
+@dataclass(frozen=True)
+class DryRunPlan:
+    """What a run would ask of the LLM, estimated before any call (``--dry-run``)."""
+
+    calls_min: int  # one call per step
+    calls_max: int  # every step using all its retries
+    first_prompt_tokens: int
+    tokens_in: int  # prompt tokens over all steps at one call per step
+    tokens_out_typical: int  # ~20 tokens per candidate line
+    tokens_out_max: int  # every call writing ``llm.max_tokens``
+
+    @property
+    def tokens_typical(self) -> int:
+        return self.tokens_in + self.tokens_out_typical
+
+
+def dry_run_plan(config: RunConfig) -> DryRunPlan:
+    """Estimate LLM calls and tokens from the first meta-prompt, without calling any model.
+
+    The memory grows by up to ``candidates`` entries per step until it holds ``memory_size``,
+    so later prompts are longer; descriptions are counted at their full budget."""
+    from ipo_vlm.data import load_dataset
+    from ipo_vlm.llm.tokens import estimate_request_tokens, estimate_tokens
+    from ipo_vlm.prompting import render_memory
+    from ipo_vlm.proposer import MetaPromptProposer
+
+    info = load_dataset(config.data.dataset, config.data.data_root).info
+    o = config.optimize
+    seeds = list(dict.fromkeys([BASELINE_TEMPLATE, info.template]))
+    memory = [(t, 0.5, 1.0) for t in seeds]
+    messages = MetaPromptProposer(info.domain, o.candidates, [], info.name).messages(memory)
+    descriptions = config.captioner.budget_tokens if config.captioner.spec.split(":")[0] != "none" else 0
+    first = estimate_request_tokens(messages) + descriptions
+    # one memory line per extra entry, priced like the seed lines
+    per_entry = max(1, estimate_tokens(render_memory(memory)) // max(1, len(memory)))
+    tokens_in = 0
+    for step in range(1, o.steps + 1):
+        held = min(o.memory_size, len(seeds) + o.candidates * (step - 1))
+        tokens_in += first + per_entry * (held - len(memory))
+    calls_max = o.steps * (1 + o.max_retries_per_step)
+    return DryRunPlan(
+        calls_min=o.steps,
+        calls_max=calls_max,
+        first_prompt_tokens=first,
+        tokens_in=tokens_in,
+        tokens_out_typical=o.steps * o.candidates * 20,
+        tokens_out_max=calls_max * config.llm.max_tokens,
+    )

@@ -1,16 +1,56 @@
-"""`ipo evaluate`."""
+"""`ipo evaluate`: base / novel / H of a run's best template or of any template."""
 
 from __future__ import annotations
 
 import argparse
+import json
+from typing import Any
 
-from ipo_vlm.errors import IpoError
+from ipo_vlm.cli.common import add_data_args, add_vlm_arg
+from ipo_vlm.errors import ConfigError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("evaluate", help="(not built yet)")
+    p = sub.add_parser(
+        "evaluate",
+        help="base/novel/H accuracy of a run's best template or of --template",
+        description="Evaluate on the full test split: base images among base classes, novel among novel classes.",
+    )
+    p.add_argument("rundir", nargs="?", default=None, help="a run directory (its dataset, split and best template)")
+    p.add_argument("--template", action="append", default=None, help="a template with {} for the class name (repeatable)")
+    add_data_args(p)
+    add_vlm_arg(p)
+    p.add_argument("--shots", type=int, default=16, help="few-shot size of the split (only picks the split; test is always full)")
+    p.add_argument("--seed", type=int, default=1, help="seed of the split")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object on stdout")
     p.set_defaults(func=run)
 
 
+def _default_vlm(dataset: str) -> str:
+    from ipo_vlm.config import DEFAULT_VLM, preset
+
+    return preset("demo").vlm if dataset == "demo" else DEFAULT_VLM
+
+
 def run(args: argparse.Namespace) -> int:
-    raise IpoError("'ipo evaluate' is not built yet")
+    from ipo_vlm.evaluate import evaluate_on, evaluate_run
+
+    if args.rundir and args.dataset:
+        raise ConfigError("give a run directory or --dataset, not both")
+    if args.rundir:
+        scores = evaluate_run(args.rundir, args.template, vlm_spec=args.vlm)
+    else:
+        if not args.template:
+            raise ConfigError("give a run directory or --template \"...{}...\"")
+        dataset = args.dataset or "demo"
+        scores = evaluate_on(dataset, args.data_root, args.vlm or _default_vlm(dataset), args.template, args.shots, args.seed)
+    if args.json:
+        payload: dict[str, Any] = scores[0].to_dict()
+        if len(scores) > 1:
+            payload["templates"] = [s.to_dict() for s in scores]
+        print(json.dumps(payload))
+        return 0
+    print(f"{'base':>7}{'novel':>8}{'H':>8}  template")
+    for s in scores:
+        print(f"{100 * s.base_acc:>6.1f}%{100 * s.novel_acc:>7.1f}%{100 * s.hm:>7.1f}%  {s.template}")
+    return 0

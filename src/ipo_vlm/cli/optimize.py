@@ -1,16 +1,183 @@
-"""`ipo optimize`."""
+"""`ipo optimize`: run (or resume) the IPO loop into a run directory."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
 
-from ipo_vlm.errors import IpoError
+from ipo_vlm.cli.common import add_data_args, add_vlm_arg
+from ipo_vlm.errors import ConfigError
+
+# flag name -> (config section, field)
+_FLAG_FIELDS = {
+    "dataset": ("data", "dataset"),
+    "data_root": ("data", "data_root"),
+    "shots": ("data", "shots"),
+    "seed": ("data", "seed"),
+    "llm": ("llm", "spec"),
+    "captioner": ("captioner", "spec"),
+    "steps": ("optimize", "steps"),
+    "candidates": ("optimize", "candidates"),
+    "memory_size": ("optimize", "memory_size"),
+    "select_on": ("optimize", "select_on"),
+    "max_llm_tokens": ("optimize", "max_llm_tokens"),
+}
+
+
+def add_run_args(p: argparse.ArgumentParser) -> None:
+    """Flags that ``optimize`` and ``demo`` share."""
+    p.add_argument("--steps", type=int, default=None, help="optimization steps (LLM calls, plus retries)")
+    p.add_argument("--seed", type=int, default=None, help="seed of the few-shot split and the LLM requests")
+    p.add_argument("--shots", type=int, default=None, help="training images per base class")
+    p.add_argument("--select-on", choices=("train", "val"), default=None, help="pick the best template by training or few-shot validation accuracy")
+    p.add_argument("--max-llm-tokens", type=int, default=None, help="stop cleanly (resumable) once this many LLM tokens are spent")
+    p.add_argument("--no-cache", action="store_true", help="do not read or write the LLM response cache")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out (after a kill, a budget stop, or with more --steps)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("optimize", help="(not built yet)")
+    p = sub.add_parser("optimize", help="find a prompt template with an LLM as the optimizer", description=__doc__)
+    add_data_args(p)
+    add_vlm_arg(p)
+    p.add_argument("--llm", default=None, help="LLM spec: local, llamacpp:/path.gguf, openai:gpt-4o-mini, scripted:file.json")
+    p.add_argument("--captioner", default=None, help="captioner spec: interrogate, openai:<model>, hf:<path>, none")
+    p.add_argument("--candidates", type=int, default=None, help="templates asked for per step")
+    p.add_argument("--memory-size", type=int, default=None, help="templates kept in the episodic memory")
+    p.add_argument("--out", default=None, help="run directory (default: runs/<dataset>-<time>)")
+    p.add_argument("--preset", default=None, help="starting settings: paper (default) or demo")
+    p.add_argument("--config", default=None, metavar="FILE", help="settings file (YAML or JSON, RunConfig layout)")
+    p.add_argument("--dry-run", action="store_true", help="print the LLM calls and tokens a run would need, then stop")
+    add_run_args(p)
     p.set_defaults(func=run)
 
 
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def resolve_config(args: argparse.Namespace, default_preset: str = "paper") -> Any:
+    """Preset (or, on ``--resume``, the run's own config) <- ``--config`` file <- flags."""
+    from ipo_vlm.config import RunConfig, preset
+    from ipo_vlm.rundir import RunDir
+
+    if getattr(args, "resume", False) and args.out and not getattr(args, "preset", None) and not getattr(args, "config", None):
+        base = RunDir(args.out).read_config()["config"]
+    else:
+        base = preset(getattr(args, "preset", None) or default_preset).to_dict()
+    if getattr(args, "config", None):
+        base = _deep_merge(base, _read_partial(args.config))
+    overrides: dict[str, dict[str, Any]] = {}
+    for flag, (section, name) in _FLAG_FIELDS.items():
+        value = getattr(args, flag, None)
+        if value is not None:
+            overrides.setdefault(section, {})[name] = value
+    if getattr(args, "vlm", None):
+        base["vlm"] = args.vlm
+    if getattr(args, "no_cache", False):
+        overrides.setdefault("llm", {})["use_cache"] = False
+    return RunConfig.from_dict(_deep_merge(base, overrides))
+
+
+def _read_partial(path: str) -> dict[str, Any]:
+    """A settings file as a dict (validated when the merged config is built)."""
+    import json
+
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {p}: {e.strerror}") from None
+    try:
+        if p.suffix in (".yaml", ".yml"):
+            import yaml
+
+            raw = yaml.safe_load(text) or {}
+        else:
+            raw = json.loads(text)
+    except Exception as e:  # yaml and json raise different types; both mean a broken file
+        raise ConfigError(f"cannot parse config file {p}: {str(e).splitlines()[0]}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {p} must hold a mapping")
+    return raw
+
+
+def default_out(prefix: str) -> Path:
+    return Path("runs") / f"{prefix}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
+def print_dry_run(config: Any) -> None:
+    from ipo_vlm.optimize import dry_run_plan
+
+    plan = dry_run_plan(config)
+    print(f"LLM: {config.llm.spec}; {config.optimize.steps} steps x {config.optimize.candidates} candidates")
+    print(f"calls: {plan.calls_min} (up to {plan.calls_max} with retries)")
+    print(f"first prompt: ~{plan.first_prompt_tokens} tokens")
+    print(f"tokens: ~{plan.tokens_in} in + ~{plan.tokens_out_typical} out = ~{plan.tokens_typical} (at most {plan.tokens_out_max} out)")
+
+
+def run_with_progress(config: Any, out: Path, resume: bool) -> dict[str, Any]:
+    """``optimize()`` with a tqdm bar over steps and stage lines on stderr."""
+    from tqdm import tqdm
+
+    from ipo_vlm.optimize import optimize
+
+    bar = None
+
+    def stage(msg: str) -> None:
+        print(f"ipo: {msg}", file=sys.stderr)
+
+    def progress(p: Any) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=p.steps, initial=max(p.step - 1, 0), desc="steps", unit="step", file=sys.stderr, dynamic_ncols=True)
+        bar.set_postfix_str(f"best train {100 * p.best_acc:.1f}% | tokens {p.tokens_in + p.tokens_out}", refresh=p.step == 0)
+        if p.step > 0:
+            bar.update(1)
+        if p.step >= p.steps:
+            bar.close()  # before the evaluation's stage line
+
+    try:
+        return optimize(config, out, resume=resume, progress=progress, stage=stage)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def print_result(result: dict[str, Any], out: Path) -> None:
+    """The baseline vs optimized table (percentages) and where the run lives."""
+    rows = [
+        ("baseline", result["baseline"]),
+        ("hand-crafted", result["handcrafted"]),
+        ("optimized", result),
+    ]
+    print(f"\n{'':14}{'base':>8}{'novel':>8}{'H':>8}  template")
+    for name, r in rows:
+        print(f"{name:14}{100 * r['base_acc']:>7.1f}%{100 * r['novel_acc']:>7.1f}%{100 * r['hm']:>7.1f}%  {r.get('template', r.get('best_template'))}")
+    rate = result.get("valid_rate")
+    rate_text = f"{100 * rate:.0f}% of {result['candidates_returned']}" if rate is not None else "n/a"
+    print(
+        f"\nsteps {result['steps_done']}/{result['steps']} | valid new candidates {rate_text} | "
+        f"LLM tokens {result['llm_tokens_in']} in, {result['llm_tokens_out']} out | {result['minutes']:.1f} min"
+    )
+    if not result.get("complete"):
+        print(f"stopped early ({result.get('stopped')}); continue with: ipo optimize --out {out} --resume [--max-llm-tokens N]")
+    print(f"run directory: {out}")
+
+
 def run(args: argparse.Namespace) -> int:
-    raise IpoError("'ipo optimize' is not built yet")
+    config = resolve_config(args)
+    if args.dry_run:
+        print_dry_run(config)
+        return 0
+    if args.resume and not args.out:
+        raise ConfigError("--resume needs --out RUNDIR (the run to continue)")
+    out = Path(args.out) if args.out else default_out(Path(config.data.dataset).name or "run")
+    result = run_with_progress(config, out, args.resume)
+    print_result(result, out)
+    return 0

@@ -1,0 +1,169 @@
+"""`ipo optimize` / `ipo evaluate` end to end on the demo images, a tiny random CLIP (the real
+transformers loading and encoding code) and a scripted LLM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ipo_vlm.cli.main import main
+from ipo_vlm.rundir import RunDir
+
+ADJ = ["bright", "dark", "small", "large", "close-up", "blurry", "clean", "cropped", "studio", "folded", "worn", "grayscale"]
+NOUNS = ["photo", "picture", "image", "snapshot", "render"]
+POOL = [f"a {a} {n} of a <CLASS>." for a in ADJ for n in NOUNS]
+RESULT_FIELDS = {
+    "best_template", "base_acc", "novel_acc", "hm", "baseline", "handcrafted", "steps_done", "llm_tokens_in",
+    "llm_tokens_out", "valid_rate", "minutes", "complete",
+}
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    from ipo_vlm.testing.tiny_clip import build_tiny_clip
+
+    root = tmp_path_factory.mktemp("cli")
+    clip = build_tiny_clip(root / "clip")
+    script = root / "script.json"
+    answers = ["\n".join(f"{k + 1}. {POOL[(i * 7 + k * 11) % len(POOL)]}" for k in range(5)) for i in range(40)]
+    answers.append("T-shirt\nTrouser -> 0.82\na {0.__class__} of <CLASS>")  # garbage now and then
+    script.write_text(json.dumps({"responses": answers}))
+    slow = root / "slow.json"
+    slow.write_text(json.dumps({"responses": answers, "delay_s": 0.4}))
+    return {"root": root, "vlm": f"hf:{clip}", "llm": f"scripted:{script}", "slow": f"scripted:{slow}"}
+
+
+def base_args(env, out, *extra):
+    return ["optimize", "--preset", "demo", "--vlm", env["vlm"], "--llm", env["llm"], "--captioner", "none",
+            "--steps", "4", "--candidates", "3", "--out", str(out), *extra]
+
+
+def assert_all_json(run: Path) -> None:
+    for path in run.iterdir():
+        if path.suffix == ".jsonl":
+            for line in path.read_text().splitlines():
+                json.loads(line)
+        elif path.suffix == ".json":
+            json.loads(path.read_text())
+
+
+def test_optimize_writes_a_complete_run_directory(env, capsys):
+    out = env["root"] / "run"
+    assert main(base_args(env, out)) == 0
+    printed = capsys.readouterr().out
+    assert {"config.json", "split.json", "history.jsonl", "steps.jsonl", "llm_calls.jsonl", "result.json"} <= {p.name for p in out.iterdir()}
+    assert_all_json(out)
+    result = json.loads((out / "result.json").read_text())
+    assert RESULT_FIELDS <= set(result)
+    assert result["steps_done"] == 4 and result["complete"] is True
+    for r in (result, result["baseline"], result["handcrafted"]):
+        assert 0.0 <= r["base_acc"] <= 1.0 and 0.0 <= r["novel_acc"] <= 1.0
+        b, n = r["base_acc"], r["novel_acc"]
+        assert r["hm"] == pytest.approx(2 * b * n / (b + n) if b + n else 0.0)
+    assert result["baseline"]["template"] == "a photo of a {}."
+    history = RunDir(out).history()
+    best = max(history, key=lambda r: (r["train_acc"], -r["train_loss"]))
+    assert result["best_template"] == best["template"]
+    assert result["llm_tokens_in"] > 0 and result["llm_tokens_out"] > 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["prompt_version"] and config["versions"]["transformers"]
+    assert config["config"]["optimize"]["steps"] == 4
+    assert f"{100 * result['hm']:.1f}%" in printed and "baseline" in printed and str(out) in printed
+    calls = [json.loads(l) for l in (out / "llm_calls.jsonl").read_text().splitlines()]
+    assert all("valid" in c and "returned" in c for c in calls)
+
+
+def test_evaluate_json_matches_the_run_result(env, capsys):
+    out = env["root"] / "run"
+    if not (out / "result.json").exists():
+        pytest.skip("needs the run of the previous test")
+    result = json.loads((out / "result.json").read_text())
+    capsys.readouterr()
+    assert main(["evaluate", str(out), "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["template"] == result["best_template"]
+    assert got["base_acc"] == pytest.approx(result["base_acc"]) and got["hm"] == pytest.approx(result["hm"])
+    assert main(["evaluate", "--dataset", "demo", "--vlm", env["vlm"], "--template", "a photo of a {}.", "--json"]) == 0
+    base = json.loads(capsys.readouterr().out)
+    assert base["novel_acc"] == pytest.approx(result["baseline"]["novel_acc"])
+
+
+def test_resume_with_more_steps_continues_and_other_settings_are_refused(env, capsys, tmp_path):
+    out = tmp_path / "run"
+    assert main(base_args(env, out, "--steps", "2")) == 0
+    assert main(["optimize", "--out", str(out), "--resume", "--steps", "4"]) == 0
+    assert RunDir(out).last_step_done() == 4
+    ref = tmp_path / "ref"
+    assert main(base_args(env, ref)) == 0
+    strip = lambda rs: [{k: v for k, v in r.items() if k != "llm_call_id"} for r in rs]  # noqa: E731
+    assert strip(RunDir(out).history()) == strip(RunDir(ref).history())
+    capsys.readouterr()
+    assert main(["optimize", "--out", str(out), "--resume", "--candidates", "2"]) == 2
+    assert "optimize.candidates" in capsys.readouterr().err
+
+
+def test_user_errors_exit_2_before_any_work(env, capsys, tmp_path):
+    out = tmp_path / "never"
+    assert main(base_args(env, out)[:-2] + ["--llm", "nosuch:thing", "--out", str(out)]) == 2
+    assert "unknown llm backend" in capsys.readouterr().err
+    assert not out.exists()
+    assert main(base_args(env, out)[:-2] + ["--llm", "scripted:/no/such/file.json", "--out", str(out)]) == 2
+    assert not out.exists()
+    assert main(["optimize", "--out", str(tmp_path / "nothing"), "--resume"]) == 2
+    assert "not a run directory" in capsys.readouterr().err
+    os.environ.pop("OPENAI_API_KEY", None)
+    assert main(base_args(env, out)[:-2] + ["--llm", "openai:gpt-4o-mini", "--out", str(out)]) == 2
+    assert "OPENAI_API_KEY" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_dry_run_estimates_calls_and_tokens_without_calling(env, capsys, tmp_path):
+    assert main(base_args(env, tmp_path / "dry", "--dry-run", "--steps", "10", "--llm", "nosuch:x")) == 0
+    printed = capsys.readouterr().out
+    assert "calls: 10 (up to 30 with retries)" in printed
+    tokens = int(printed.split("first prompt: ~")[1].split()[0])
+    assert tokens > 50
+    assert not (tmp_path / "dry").exists()
+
+
+def test_budget_stops_cleanly_and_says_how_to_resume(env, capsys, tmp_path):
+    out = tmp_path / "run"
+    assert main(base_args(env, out, "--max-llm-tokens", "300", "--no-cache")) == 0  # cache hits cost nothing
+    printed = capsys.readouterr().out
+    result = json.loads((out / "result.json").read_text())
+    assert result["stopped"] == "budget" and result["complete"] is False and result["steps_done"] < 4
+    assert "--resume" in printed
+    assert main(["optimize", "--out", str(out), "--resume", "--max-llm-tokens", "100000"]) == 0
+    assert json.loads((out / "result.json").read_text())["complete"] is True
+
+
+def test_kill_9_mid_run_then_resume_equals_an_uninterrupted_run(env, tmp_path):
+    ref, out = tmp_path / "ref", tmp_path / "run"
+    assert main(base_args(env, ref, "--no-cache", "--steps", "5")) == 0
+    args = base_args(env, out, "--no-cache", "--steps", "5")
+    args[args.index("--llm") + 1] = env["slow"]
+    proc = subprocess.Popen([sys.executable, "-m", "ipo_vlm.cli.main", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    history = out / "history.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if history.exists() and len(history.read_text().splitlines()) >= 5:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (out / "result.json").exists()
+    assert main(["optimize", "--out", str(out), "--resume"]) == 0
+    strip = lambda rs: [{k: v for k, v in r.items() if k != "llm_call_id"} for r in rs]  # noqa: E731
+    assert strip(RunDir(out).history()) == strip(RunDir(ref).history())
+    a, b = (json.loads((d / "result.json").read_text()) for d in (out, ref))
+    for key in ("best_template", "base_acc", "novel_acc", "hm", "steps_done", "baseline"):
+        assert a[key] == b[key]
+    assert_all_json(out)
