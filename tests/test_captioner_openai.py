@@ -141,3 +141,19 @@ def test_describe_samples_end_to_end_masks_and_caches(server, tmp_path):
     assert descs.maskings == 4
     again = describe_samples(cap, dataset, dataset.samples, "Describe.", dataset.info.classnames, cache_root=tmp_path)
     assert again.hits == 2 and len(server.chat_requests()) == 2
+
+
+def test_model_id_never_holds_credentials_from_the_base_url(monkeypatch):
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://user:hunter2@127.0.0.1:9/v1?token=abc")
+    cap = create_captioner("openai:m")
+    assert "hunter2" not in cap.model_id and "abc" not in cap.model_id
+    assert "@http://127.0.0.1:9/v1" in cap.model_id
+
+
+def test_jpeg_payload(server):
+    cap = create_captioner("openai:m?image_format=jpeg", retry=FAST)
+    cap.describe([_image()], "x")
+    _, (part,) = _parts(server.chat_requests()[0])
+    header, _, data = part["image_url"]["url"].partition(",")
+    assert header == "data:image/jpeg;base64"
+    assert Image.open(io.BytesIO(base64.b64decode(data))).format == "JPEG"
