@@ -1,0 +1,51 @@
+"""The Prompt Optimization Prompt: its text (``text``), rendering (``render``) and the parsing
+and validation of what the LLM answers (``parse``, ``extract``, ``placeholders``)."""
+
+from ipo_vlm.prompting.parse import (
+    REASON_ALREADY_SCORED,
+    REASON_CHECK_FAILED,
+    REASON_EMPTY,
+    REASON_MULTIPLE_PLACEHOLDERS,
+    REASON_NO_PLACEHOLDER,
+    REASON_REPEATED,
+    REASON_STRAY_BRACES,
+    REASON_TOO_LONG,
+    REASON_TOO_MANY,
+    ParseResult,
+    parse_candidates,
+    validate_template,
+)
+from ipo_vlm.prompting.placeholders import (
+    LLM_PLACEHOLDER,
+    PLACEHOLDER,
+    from_llm_placeholder,
+    normalize_key,
+    to_llm_placeholder,
+)
+from ipo_vlm.prompting.render import MetaPromptInputs, render_memory, render_meta_prompt, sort_for_prompt
+from ipo_vlm.prompting.text import PROMPT_VERSION
+
+__all__ = [
+    "LLM_PLACEHOLDER",
+    "PLACEHOLDER",
+    "PROMPT_VERSION",
+    "REASON_ALREADY_SCORED",
+    "REASON_CHECK_FAILED",
+    "REASON_EMPTY",
+    "REASON_MULTIPLE_PLACEHOLDERS",
+    "REASON_NO_PLACEHOLDER",
+    "REASON_REPEATED",
+    "REASON_STRAY_BRACES",
+    "REASON_TOO_LONG",
+    "REASON_TOO_MANY",
+    "MetaPromptInputs",
+    "ParseResult",
+    "from_llm_placeholder",
+    "normalize_key",
+    "parse_candidates",
+    "render_memory",
+    "render_meta_prompt",
+    "sort_for_prompt",
+    "to_llm_placeholder",
+    "validate_template",
+]

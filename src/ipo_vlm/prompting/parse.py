@@ -1,0 +1,126 @@
+"""Validation of the templates an LLM proposed: ``parse_candidates(text, ...) -> ParseResult``.
+
+A pure function that never raises on LLM output: every candidate ends either in ``valid``
+(normalised to ``{}``, in the order written, without repeats) or in ``rejected`` with one of
+the reasons below, so a run can report why a step produced fewer candidates than asked."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+
+from ipo_vlm.prompting.extract import extract, sanitize
+from ipo_vlm.prompting.placeholders import LLM_PLACEHOLDER, PLACEHOLDER, normalize_key
+
+log = logging.getLogger(__name__)
+
+REASON_EMPTY = "empty"
+REASON_TOO_LONG = "too long"
+REASON_NO_PLACEHOLDER = "no placeholder"
+REASON_MULTIPLE_PLACEHOLDERS = "multiple placeholders"
+REASON_STRAY_BRACES = "stray braces"
+REASON_ALREADY_SCORED = "already scored"
+REASON_REPEATED = "repeated in answer"
+REASON_CHECK_FAILED = "check failed"
+REASON_TOO_MANY = "too many candidates"
+
+#: a rejected raw candidate is recorded up to this many characters
+_RAW_KEEP = 300
+
+
+@dataclass
+class ParseResult:
+    """What one LLM answer yielded.
+
+    ``valid``: new templates with ``{}``, in answer order, deduplicated;
+    ``rejected``: ``(candidate line as the LLM wrote it, reason)`` pairs;
+    ``returned``: how many candidates the answer held (valid + rejected; chatter lines
+    do not count)."""
+
+    valid: list[str] = field(default_factory=list)
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+    returned: int = 0
+
+    def rejection_counts(self) -> dict[str, int]:
+        """How often each rejection reason occurred, in order of first occurrence."""
+        return dict(Counter(reason for _, reason in self.rejected))
+
+
+def parse_candidates(
+    text: object,
+    placeholder: str = LLM_PLACEHOLDER,
+    seen: Collection[str] = frozenset(),
+    check: Callable[[str], str | None] | None = None,
+    max_chars: int = 300,
+    *,
+    max_candidates: int = 64,
+) -> ParseResult:
+    """Extract and validate the templates in an LLM answer.
+
+    ``seen`` holds ``normalize_key`` of every template already scored; ``check`` is called on
+    a structurally valid ``{}`` template and returns a rejection reason or None (e.g. the
+    VLM's token limit); ``max_chars`` bounds the template length; candidates beyond
+    ``max_candidates`` are rejected unexamined so a runaway answer stays cheap."""
+    seen_keys = {normalize_key(s) for s in seen}
+    answer_keys: set[str] = set()
+    result = ParseResult()
+    for raw, template in extract(sanitize(text), placeholder):
+        result.returned += 1
+        if result.returned > max_candidates:
+            reason: str | None = REASON_TOO_MANY
+        else:
+            reason = _structural_reason(template, max_chars)
+        if reason is None:
+            key = normalize_key(template)
+            if key in seen_keys:
+                reason = REASON_ALREADY_SCORED
+            elif key in answer_keys:
+                reason = REASON_REPEATED
+            else:
+                answer_keys.add(key)
+                reason = _run_check(check, template)
+        if reason is None:
+            result.valid.append(template)
+        else:
+            result.rejected.append((_shorten(raw), reason))
+    return result
+
+
+def validate_template(template: str, max_chars: int = 300) -> str | None:
+    """The rejection reason for a single ``{}`` template, or None when it is usable.
+
+    The same structural rules as ``parse_candidates`` (for templates that come from users)."""
+    return _structural_reason(" ".join(template.split()), max_chars)
+
+
+def _structural_reason(template: str, max_chars: int) -> str | None:
+    if not template:
+        return REASON_EMPTY
+    if len(template) > max_chars:
+        return REASON_TOO_LONG
+    count = template.count(PLACEHOLDER)
+    if count == 0:
+        return REASON_NO_PLACEHOLDER
+    if count > 1:
+        return REASON_MULTIPLE_PLACEHOLDERS
+    # A lone brace is harmless to str.replace, but it marks garbled output, and a template
+    # like "{0.__class__}" must never reach any code that might format it.
+    if "{" in template.replace(PLACEHOLDER, "") or "}" in template.replace(PLACEHOLDER, ""):
+        return REASON_STRAY_BRACES
+    return None
+
+
+def _run_check(check: Callable[[str], str | None] | None, template: str) -> str | None:
+    if check is None:
+        return None
+    try:
+        return check(template)
+    except Exception:  # a tokenizer choking on odd unicode must not end the run
+        log.warning("template check raised on %r; rejecting it", template[:80], exc_info=True)
+        return REASON_CHECK_FAILED
+
+
+def _shorten(raw: str) -> str:
+    return raw if len(raw) <= _RAW_KEEP else raw[:_RAW_KEEP] + "…"

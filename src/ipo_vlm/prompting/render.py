@@ -1,0 +1,100 @@
+"""Rendering the Prompt Optimization Prompt: ``render_meta_prompt(inputs) -> messages``."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ipo_vlm.errors import ConfigError
+from ipo_vlm.prompting import text as T
+from ipo_vlm.prompting.placeholders import LLM_PLACEHOLDER, to_llm_placeholder
+
+_MARKER = re.compile(r"\{(\w+)\}")
+
+
+@dataclass(frozen=True)
+class MetaPromptInputs:
+    """Everything one meta-prompt depends on.
+
+    ``memory`` holds ``(template with {}, accuracy in [0, 1], mean CE loss)`` in any order
+    (it is sorted when rendered); ``descriptions`` are image descriptions already chosen
+    within the caller's budget; ``dataset_name`` is kept for records and is not shown to
+    the LLM (the ``domain`` word says what the images are)."""
+
+    domain: str
+    n_candidates: int = 5
+    memory: Sequence[tuple[str, float, float]] = ()
+    descriptions: Sequence[str] = ()
+    placeholder: str = LLM_PLACEHOLDER
+    dataset_name: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.domain.strip():
+            raise ConfigError("the meta-prompt needs a non-empty domain (what the images show)")
+        if self.n_candidates < 1:
+            raise ConfigError(f"n_candidates must be >= 1, got {self.n_candidates}")
+        if not self.placeholder.strip() or "\n" in self.placeholder or self.placeholder == "{}":
+            raise ConfigError(f"unusable LLM placeholder {self.placeholder!r}")
+
+
+def render_meta_prompt(inputs: MetaPromptInputs) -> tuple[tuple[str, str], ...]:
+    """The ``(role, content)`` messages (system, user) for ``LLMRequest.messages``."""
+    ph = inputs.placeholder
+    parts = [_fill(T.TASK_INSTRUCTION, domain=_one_line(inputs.domain), placeholder=ph)]
+    descriptions = [_one_line(d) for d in inputs.descriptions if d and d.strip()]
+    if descriptions:
+        lines = [_fill(T.DESCRIPTION_LINE, description=d) for d in descriptions]
+        parts.append("\n".join([T.DESCRIPTIONS_HEADER, *lines]))
+    parts.append(render_memory(inputs.memory, ph))
+    parts.append(_fill(T.CLOSING_INSTRUCTION, n=str(inputs.n_candidates), placeholder=ph))
+    return (("system", T.SYSTEM_PROMPT), ("user", "\n\n".join(parts)))
+
+
+def render_memory(memory: Sequence[tuple[str, float, float]], placeholder: str = LLM_PLACEHOLDER) -> str:
+    """The memory block: ascending by accuracy (ties: higher loss first), best last."""
+    if not memory:
+        return T.MEMORY_EMPTY
+    lines = [T.MEMORY_HEADER]
+    for template, accuracy, loss in sort_for_prompt(memory):
+        lines.append(
+            _fill(
+                T.MEMORY_LINE,
+                template=_one_line(to_llm_placeholder(template, placeholder)),
+                accuracy=_percent(accuracy),
+                loss=_loss(loss),
+            )
+        )
+    return "\n".join(lines)
+
+
+def sort_for_prompt(memory: Sequence[tuple[str, float, float]]) -> list[tuple[str, float, float]]:
+    """Worst first, best last: accuracy ascending, and for equal accuracy the higher loss
+    first. Stable, so full ties keep the caller's order."""
+    return sorted(memory, key=lambda e: (_finite(e[1], -1.0), -_finite(e[2], math.inf)))
+
+
+def _fill(text: str, /, **values: str) -> str:
+    # One pass of plain substitution: values (domains, descriptions, LLM-written templates)
+    # are never re-scanned, so braces inside them stay literal.
+    return _MARKER.sub(lambda m: values.get(m.group(1), m.group(0)), text)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _finite(x: float, default: float) -> float:
+    return default if x is None or math.isnan(x) else float(x)
+
+
+def _percent(accuracy: float) -> str:
+    if accuracy is not None and not math.isnan(accuracy) and not 0.0 <= accuracy <= 1.0:
+        # files hold fractions; a percentage here would silently show 8100 %
+        raise ValueError(f"memory accuracy must be a fraction in [0, 1], got {accuracy}")
+    return "nan" if accuracy is None or math.isnan(accuracy) else f"{100.0 * accuracy:.1f}"
+
+
+def _loss(loss: float) -> str:
+    return "nan" if loss is None or math.isnan(loss) else f"{loss:.3f}"

@@ -1,0 +1,38 @@
+"""The text of the Prompt Optimization Prompt, as named constants.
+
+Change any of them only together with ``PROMPT_VERSION`` (it is recorded in every run, so
+results stay attributable to the exact wording). ``{name}`` markers are filled by
+``render.render_meta_prompt`` in a single pass of plain substitution.
+
+The layout serves small local models: everything that stays the same between steps
+(system line, task, descriptions) comes first so that llama.cpp can reuse the evaluated
+prompt prefix; the memory and the closing instruction, which change every step, come last.
+The memory is shown in the very line format the answer must take (minus the scores), with
+the placeholder spelled as the LLM has to write it."""
+
+PROMPT_VERSION = "pop-1"
+
+SYSTEM_PROMPT = (
+    "You write prompt templates for a CLIP image classifier. "
+    "Never repeat a template that is already shown; every line you write is a new template."
+)
+
+TASK_INSTRUCTION = (
+    "Task: find templates that help CLIP recognise images of {domain}. "
+    "{placeholder} is where the class name goes; every template contains {placeholder} exactly once.\n"
+    "Each template was scored on the few-shot training images: accuracy in % (0-100, higher is "
+    "better) and loss, the mean cross-entropy (0 is perfect, lower is better)."
+)
+
+DESCRIPTIONS_HEADER = "What some training images show:"
+DESCRIPTION_LINE = "- {description}"
+
+MEMORY_HEADER = "Templates so far (worst first, best last), as `template | accuracy | loss`:"
+MEMORY_LINE = "{template} | {accuracy} | {loss}"
+MEMORY_EMPTY = "Templates so far: none yet."
+
+CLOSING_INSTRUCTION = (
+    "Write {n} new templates, different from all above, that reach higher accuracy and lower "
+    "loss. Vary the wording: photo style, viewpoint, background, material, setting. "
+    "One template per line, each with {placeholder} once, without scores, nothing else."
+)
