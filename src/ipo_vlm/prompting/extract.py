@@ -40,12 +40,13 @@ _TEMPLATE_KEYS = ("template", "prompt", "text", "instruction")
 _NUM = r"\d{1,6}(?:\.\d{1,6})?\s*%?"
 _LABEL = r"(?:(?:train(?:ing)?\s)?(?:accuracy|acc|loss|score|ce|ce\sloss)\s?[:=]?\s?)"
 _SEP = r"(?:\||->|=>|→|—|–|-|:|,|;|/)"
-_TRAIL_SEPARATED = re.compile(r"(?:\s*" + _SEP + r"\s*" + _LABEL + r"?" + _NUM + r")+\s*\|?\s*$", re.I)
+# one score: a separator with an optional label, or a label after a space ("... accuracy: 91%")
+_SCORE_UNIT = r"(?:\s*" + _SEP + r"\s*" + _LABEL + r"?|\s+" + _LABEL + r")" + _NUM
+_TRAIL_SEPARATED = re.compile(r"(?:" + _SCORE_UNIT + r")+\s*[|,;]?\s*$", re.I)
 _TRAIL_BRACKETED = re.compile(
     r"\s*[(\[]\s*" + _LABEL + r"?" + _NUM + r"(?:\s*[,;/|]\s*" + _LABEL + r"?" + _NUM + r")*\s*[)\]]\s*$",
     re.I,
 )
-_TRAIL_LABELLED = re.compile(r"(?:\s+" + _LABEL + _NUM + r"[,;]?)+\s*$", re.I)
 _LEAD_SCORES = re.compile(r"^(?:\s*" + _NUM + r"\s*\|)+\s*")
 _BULLET = re.compile(
     r"^(?:[-*•+–—>▪◦·]+\s+|\(?\d{1,3}[.):\]](?!\d)\s*|\d{1,3}\s+[-–—]\s+|#\s?\d{1,3}[.:)]?\s+|[a-zA-Z]\)\s+)"
@@ -177,6 +178,8 @@ def clean_line(line: str, placeholder: str) -> str | None:
         text = _peel(text)
         if text == before:
             break
+    if not text:
+        return ""  # something was written (e.g. '""' or "3."), but no template in it
     if _is_chatter(text):
         return None
     return text
@@ -188,7 +191,7 @@ def _peel(text: str) -> str:
     text = _LEAD_SCORES.sub("", text, count=1)
     # Fake scores are short: matching only in the tail keeps end-anchored searches linear.
     head, tail = text[:-_TAIL_WINDOW], text[-_TAIL_WINDOW:]
-    for pattern in (_TRAIL_BRACKETED, _TRAIL_SEPARATED, _TRAIL_LABELLED):
+    for pattern in (_TRAIL_BRACKETED, _TRAIL_SEPARATED):
         tail = pattern.sub("", tail, count=1)
     text = head + tail
     text = text.strip()
