@@ -32,15 +32,25 @@ def test_the_known_right_phrase_wins_and_silent_groups_are_left_out():
     assert texts == ["Something mostly red.", "Something mostly blue."]
 
 
-def test_attribute_ratios_and_ordering():
-    cap = load_interrogate("", vlm=KeywordVLM(), vocabulary=VOCAB, min_ratio=1.0, max_attributes=3)
+def test_attribute_margins_and_ordering():
+    cap = load_interrogate("", vlm=KeywordVLM(), vocabulary=VOCAB, min_margin=0.0, max_attributes=3)
     attrs = cap.attributes(cap.vlm.encode_images([solid("green")]))[0]
     assert attrs[0].group == "colour" and attrs[0].phrase == "mostly green"
-    assert attrs[0].ratio > 2.0
-    ties = {a.group: a.ratio for a in attrs[1:]}
-    assert ties == pytest.approx({"pattern": 1.0, "shape": 1.0})
+    # cos 1.0 for the green phrase against 0.5 for the others, times logit_scale 100
+    assert attrs[0].margin == pytest.approx(50.0)
+    ties = {a.group: a.margin for a in attrs[1:]}
+    assert ties == pytest.approx({"pattern": 0.0, "shape": 0.0})
     # Sentence order follows the vocabulary, not the strength.
     assert cap.describe([solid("green")], "")[0] == "Something mostly green, striped, round."
+
+
+def test_two_phrase_groups_can_speak_and_weak_groups_fall_back_to_the_strongest():
+    vocab = {"groups": {"pattern": ["striped", "dotted"], "hue": ["red", "blue"], "form": ["round", "square"]}}
+    cap = load_interrogate("", vlm=KeywordVLM(), vocabulary=vocab)
+    assert cap.describe([solid("blue")], "") == ["blue."]
+    strict = load_interrogate("", vlm=KeywordVLM(), vocabulary=vocab, min_margin=1000.0)
+    # nothing clears the bar: the single strongest group is still reported
+    assert strict.describe([solid("red")], "") == ["red."]
 
 
 def test_phrase_embeddings_are_encoded_once_and_output_is_deterministic():
@@ -87,8 +97,8 @@ def test_packaged_vocabulary_is_valid_and_ranks_colours():
 def test_needs_a_vlm_and_valid_settings(tmp_path):
     with pytest.raises(ConfigError, match="needs the run's VLM"):
         create_captioner("interrogate")
-    with pytest.raises(ConfigError, match="min_ratio"):
-        load_interrogate("", vlm=KeywordVLM(), vocabulary=VOCAB, min_ratio=0.5)
+    with pytest.raises(ConfigError, match="min_margin"):
+        load_interrogate("", vlm=KeywordVLM(), vocabulary=VOCAB, min_margin=-1)
     with pytest.raises(ConfigError, match="cannot read attribute vocabulary"):
         load_interrogate(str(tmp_path / "missing.json"), vlm=KeywordVLM())
 

@@ -2,10 +2,12 @@
 
 In the spirit of CLIP-Interrogator: every attribute phrase of a vocabulary (colours, textures,
 shapes, materials, settings, viewpoints, lighting) is encoded once with the VLM's text encoder;
-an image is encoded with its image encoder, and in each attribute group the phrases compete in a
-softmax over ``logit_scale * cosine``. A group speaks only if its best phrase is clearly more
-likely than chance (``min_ratio`` times the uniform probability); the strongest groups'
-phrases are joined into one sentence. Deterministic: same VLM, vocabulary and image, same text.
+an image is encoded with its image encoder, and in each attribute group the phrases compete on
+``logit_scale * cosine``. A group speaks only if its best phrase beats the runner-up by
+``min_margin`` logits (e^2 ~ 7x more likely at the default 2), a test that does not depend on
+how many phrases the group has; the strongest groups' phrases are joined into one sentence.
+Measured on the demo VLM, its own attribute groups win by a median 3-6 logits, generic groups it
+was never trained on by 0.2-0.6. Deterministic: same VLM, vocabulary and image, same text.
 
 The captioner cannot follow an instruction; it describes what its vocabulary can express."""
 
@@ -36,24 +38,24 @@ class Attribute:
 
     group: str
     phrase: str
-    #: probability of the phrase within its group divided by the uniform probability
-    ratio: float
+    #: logits by which the phrase beats the group's runner-up (inf for a one-phrase group)
+    margin: float
 
 
 class Interrogator:
     """Describes images by ranking attribute phrases with a ``VisionLanguageModel``."""
 
     def __init__(self, vlm: "VisionLanguageModel", vocabulary: Vocabulary,
-                 max_attributes: int = 4, min_ratio: float = 2.0) -> None:
+                 max_attributes: int = 4, min_margin: float = 2.0) -> None:
         if max_attributes < 1:
             raise ConfigError(f"interrogate max_attributes must be >= 1, got {max_attributes}")
-        if min_ratio < 1.0:
-            raise ConfigError(f"interrogate min_ratio must be >= 1 (1 = chance), got {min_ratio}")
+        if min_margin < 0.0:
+            raise ConfigError(f"interrogate min_margin must be >= 0 (logits), got {min_margin}")
         self.vlm = vlm
         self.vocabulary = vocabulary
         self.max_attributes = max_attributes
-        self.min_ratio = min_ratio
-        params = {"vocabulary": vocabulary.as_dict(), "max_attributes": max_attributes, "min_ratio": min_ratio}
+        self.min_margin = min_margin
+        params = {"vocabulary": vocabulary.as_dict(), "max_attributes": max_attributes, "min_margin": min_margin}
         self.model_id = f"interrogate:{vlm.model_id}:{sha256_json(params)[:16]}"
         self._phrase_embeddings: list["np.ndarray"] | None = None
 
@@ -77,20 +79,23 @@ class Interrogator:
         import numpy as np
 
         scale = float(getattr(self.vlm, "logit_scale", 100.0))
+        feats = np.asarray(image_features, dtype=np.float64)
         per_group = []
         for group, emb in zip(self.vocabulary.groups, self._embeddings()):
-            logits = scale * (np.asarray(image_features, dtype=np.float64) @ np.asarray(emb, dtype=np.float64).T)
-            logits -= logits.max(axis=1, keepdims=True)
-            probs = np.exp(logits)
-            probs /= probs.sum(axis=1, keepdims=True)
-            best = probs.argmax(axis=1)
-            per_group.append((group, best, probs[np.arange(len(best)), best] * len(group.phrases)))
+            logits = scale * (feats @ np.asarray(emb, dtype=np.float64).T)
+            best = logits.argmax(axis=1)
+            top = logits[np.arange(len(best)), best]
+            if logits.shape[1] > 1:
+                margin = top - np.partition(logits, -2, axis=1)[:, -2]
+            else:
+                margin = np.full(len(best), np.inf)
+            per_group.append((group, best, margin))
         result = []
-        for i in range(len(image_features)):
-            found = [Attribute(g.name, g.phrases[int(best[i])], float(ratio[i])) for g, best, ratio in per_group]
+        for i in range(len(feats)):
+            found = [Attribute(g.name, g.phrases[int(best[i])], float(margin[i])) for g, best, margin in per_group]
             # Sort by strength; ties keep vocabulary order (sorted() is stable).
-            ranked = sorted(found, key=lambda a: -a.ratio)
-            keep = [a for a in ranked if a.ratio >= self.min_ratio][: self.max_attributes] or ranked[:1]
+            ranked = sorted(found, key=lambda a: -a.margin)
+            keep = [a for a in ranked if a.margin >= self.min_margin][: self.max_attributes] or ranked[:1]
             result.append(keep)
         return result
 
@@ -111,7 +116,7 @@ class Interrogator:
 def load_interrogate(
     name: str = "", *, vlm: "VisionLanguageModel | None" = None,
     vocabulary: str | Path | Mapping[str, Any] | None = None,
-    max_attributes: int = 4, min_ratio: float = 2.0, **_: Any,
+    max_attributes: int = 4, min_margin: float = 2.0, **_: Any,
 ) -> Interrogator:
     """Factory for ``interrogate`` and ``interrogate:/path/to/vocabulary.json``.
 
@@ -119,4 +124,4 @@ def load_interrogate(
     if vlm is None:
         raise ConfigError("the interrogate captioner needs the run's VLM (create_captioner(spec, vlm=...))")
     vocab = load_vocabulary(vocabulary if vocabulary is not None else (name or None), vlm=vlm)
-    return Interrogator(vlm, vocab, max_attributes=max_attributes, min_ratio=min_ratio)
+    return Interrogator(vlm, vocab, max_attributes=max_attributes, min_margin=min_margin)
