@@ -63,3 +63,54 @@ def test_missing_or_invalid_directories(tmp_path):
         create_captioner(f"hf:{tmp_path}")
     with pytest.raises(ConfigError, match="needs a model"):
         create_captioner("hf")
+
+
+class _Batch(dict):
+    def to(self, device):
+        return self
+
+
+class _ChatProcessor:
+    """Stands in for a vision chat model's processor: prompt ids are [7, 7, 7]."""
+
+    chat_template = "{{ messages }}"
+
+    def __init__(self):
+        self.prompts = []
+
+    def apply_chat_template(self, messages, add_generation_prompt):
+        assert add_generation_prompt and messages[0]["content"][0] == {"type": "image"}
+        return "PROMPT:" + messages[0]["content"][1]["text"]
+
+    def __call__(self, images, text, return_tensors):
+        import torch
+
+        self.prompts += text
+        return _Batch(input_ids=torch.full((len(images), 3), 7), pixel_values=torch.zeros(len(images), 3, 4, 4))
+
+    def batch_decode(self, ids, skip_special_tokens):
+        return [" ".join(str(int(i)) for i in row) + " " for row in ids]
+
+
+class _EchoModel:
+    """Decoder-only behaviour: returns the prompt followed by two new tokens."""
+
+    device = "cpu"
+
+    def generate(self, input_ids, pixel_values, max_new_tokens, do_sample):
+        import torch
+
+        assert do_sample is False
+        return torch.cat([input_ids, torch.tensor([[1, 2]] * len(input_ids))], dim=1)
+
+
+def test_chat_models_get_the_instruction_one_image_at_a_time_and_lose_the_prompt_echo():
+    pytest.importorskip("torch")
+    from ipo_vlm.captioner.hf import HFCaptioner
+
+    processor = _ChatProcessor()
+    cap = HFCaptioner(_EchoModel(), processor, "hf:fake", batch_size=8)
+    assert cap.chat and cap.batch_size == 1
+    texts = cap.describe([Image.new("RGB", (4, 4)), Image.new("L", (4, 4))], "Describe the pet.")
+    assert texts == ["1 2", "1 2"]
+    assert processor.prompts == ["PROMPT:Describe the pet."] * 2

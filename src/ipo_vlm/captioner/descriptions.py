@@ -107,7 +107,7 @@ def _compute_missing(
 def describe_samples(
     captioner: "Captioner", dataset: "Dataset", samples: Sequence["Sample"], instruction: str,
     classnames: Sequence[str], cache_root: str | Path | None = None, out_path: str | Path | None = None,
-    *, neutral: str | None = None, use_cache: bool = True, batch_size: int = 8,
+    *, neutral: str | None = None, use_cache: bool = True, batch_size: int = 16,
 ) -> DescriptionSet:
     """Describe ``samples`` once per (captioner, image content, instruction), mask class names.
 
