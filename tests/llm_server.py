@@ -93,7 +93,8 @@ class FakeOpenAIServer:
         self.requests: list[Recorded] = []
         self._queue: deque[Reply] = deque()
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._httpd.fake = self  # type: ignore[attr-defined]
         self._httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
 
@@ -133,74 +134,75 @@ class FakeOpenAIServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    # -- HTTP ------------------------------------------------------------------------------
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+class _Handler(BaseHTTPRequestHandler):
+    """Serves one request per call, as scripted by the owning ``FakeOpenAIServer``."""
 
-            def log_message(self, *args: Any) -> None:  # keep test output clean
-                pass
+    @property
+    def fake(self) -> FakeOpenAIServer:
+        return self.server.fake  # type: ignore[attr-defined]
 
-            def _record(self, body: Any) -> None:
-                rec = Recorded(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.monotonic())
-                with server._lock:
-                    server.requests.append(rec)
+    protocol_version = "HTTP/1.1"
 
-            def _send(self, status: int, payload: bytes, headers: dict[str, str] | None = None) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                for k, v in (headers or {}).items():
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(payload)
+    def log_message(self, *args: Any) -> None:  # keep test output clean
+        pass
 
-            def do_GET(self) -> None:
-                self._record(None)
-                if self.path.rstrip("/").endswith("/models"):
-                    data = {"object": "list", "data": [{"id": m, "object": "model", "owned_by": "test"} for m in server.models]}
-                    self._send(server.models_status, json.dumps(data).encode())
-                else:
-                    self._send(404, b'{"error": {"message": "not found"}}')
+    def _record(self, body: Any) -> None:
+        rec = Recorded(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.monotonic())
+        with self.fake._lock:
+            self.fake.requests.append(rec)
 
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                try:
-                    body = json.loads(raw) if raw else None
-                except ValueError:
-                    body = raw.decode("utf-8", "replace")
-                self._record(body)
-                if not self.path.endswith("/chat/completions"):
-                    self._send(404, b'{"error": {"message": "not found"}}')
-                    return
-                self._reply(server._next(body), body)
+    def _send(self, status: int, payload: bytes, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(payload)
 
-            def _reply(self, reply: Reply, body: Any) -> None:
-                if reply.kind == "hang":
-                    time.sleep(reply.delay_s)
-                    self.close_connection = True
-                    return
-                if reply.kind == "close":
-                    self.close_connection = True
-                    return
-                if reply.delay_s:
-                    time.sleep(reply.delay_s)
-                if reply.kind == "status":
-                    self._send(reply.status, reply.body or b"{}", reply.headers)
-                elif reply.kind == "malformed":
-                    self._send(200, reply.body or b"{", reply.headers)
-                else:
-                    choices = [] if reply.kind == "empty_choices" else [
-                        {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": reply.text}}
-                    ]
-                    model = body.get("model", "fake-model") if isinstance(body, dict) else "fake-model"
-                    data: dict[str, Any] = {"id": "chatcmpl-test", "object": "chat.completion", "created": 0, "model": model, "choices": choices}
-                    if reply.usage is not None:
-                        u = reply.usage
-                        data["usage"] = {**u, "total_tokens": u["prompt_tokens"] + u["completion_tokens"]}
-                    self._send(200, json.dumps(data).encode(), reply.headers)
+    def do_GET(self) -> None:
+        self._record(None)
+        if self.path.rstrip("/").endswith("/models"):
+            data = {"object": "list", "data": [{"id": m, "object": "model", "owned_by": "test"} for m in self.fake.models]}
+            self._send(self.fake.models_status, json.dumps(data).encode())
+        else:
+            self._send(404, b'{"error": {"message": "not found"}}')
 
-        return Handler
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = raw.decode("utf-8", "replace")
+        self._record(body)
+        if not self.path.endswith("/chat/completions"):
+            self._send(404, b'{"error": {"message": "not found"}}')
+            return
+        self._reply(self.fake._next(body), body)
+
+    def _reply(self, reply: Reply, body: Any) -> None:
+        if reply.kind == "hang":
+            time.sleep(reply.delay_s)
+            self.close_connection = True
+            return
+        if reply.kind == "close":
+            self.close_connection = True
+            return
+        if reply.delay_s:
+            time.sleep(reply.delay_s)
+        if reply.kind == "status":
+            self._send(reply.status, reply.body or b"{}", reply.headers)
+        elif reply.kind == "malformed":
+            self._send(200, reply.body or b"{", reply.headers)
+        else:
+            choices = [] if reply.kind == "empty_choices" else [
+                {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": reply.text}}
+            ]
+            model = body.get("model", "fake-model") if isinstance(body, dict) else "fake-model"
+            data: dict[str, Any] = {"id": "chatcmpl-test", "object": "chat.completion", "created": 0, "model": model, "choices": choices}
+            if reply.usage is not None:
+                u = reply.usage
+                data["usage"] = {**u, "total_tokens": u["prompt_tokens"] + u["completion_tokens"]}
+            self._send(200, json.dumps(data).encode(), reply.headers)
