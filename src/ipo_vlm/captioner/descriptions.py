@@ -12,6 +12,7 @@ that the captioner wrote."""
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Iterable, Sequence
@@ -124,14 +125,17 @@ def describe_samples(
         from ipo_vlm.paths import cache_dir
 
         cache = CaptionCache(Path(cache_root) if cache_root is not None else cache_dir("captions"))
-    keyed = [(s, cid, caption_key(captioner.model_id, cid, instruction)) for s in samples for cid in [dataset.content_id(s)]]
+    keyed = []
+    for sample in samples:
+        content_id = dataset.content_id(sample)
+        keyed.append((sample, content_id, caption_key(captioner.model_id, content_id, instruction)))
     raw: dict[str, str] = {}
-    for _, _, key in keyed:
-        hit = cache.get(key) if cache is not None else None
-        if hit is not None:
-            raw[key] = hit
-    hits = len({k for _, _, k in keyed if k in raw})
-    todo = list({k: (s, cid, k) for s, cid, k in keyed if k not in raw}.values())
+    if cache is not None:
+        found = {key: cache.get(key) for _, _, key in keyed}
+        raw = {key: text for key, text in found.items() if text is not None}
+    hits = len(raw)
+    # Each distinct image once, even if a sample list repeats it.
+    todo = list({key: (s, cid, key) for s, cid, key in keyed if key not in raw}.values())
     raw.update(_compute_missing(captioner, dataset, todo, instruction, cache, batch_size))
     neutral = neutral or _default_neutral(dataset)
     items = []
@@ -147,8 +151,6 @@ def describe_samples(
 
 
 def _write(path: str | Path, descs: DescriptionSet) -> None:
-    import json
-
     lines = [
         json.dumps({"ref": d.ref, "label": d.label, "classname": d.classname, "text": d.text,
                     "masked": d.masked, "model": descs.model_id}, ensure_ascii=False)
