@@ -127,3 +127,33 @@ def test_import_and_help_stay_light() -> None:
         "assert not heavy, heavy"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_prefix_groups_share_template_starts() -> None:
+    from ipo_vlm.vlm.clip_prefix import prefix_groups
+
+    sot, eot = 0, 9
+    ids = [[sot, 1, 2, 3, c, eot] for c in (4, 5, 6, 7, 8)]  # one template, five classes
+    ids += [[sot, 1, 2, 3, c, 5, eot] for c in (4, 5, 6, 7)]  # same start, longer ending
+    ids += [[sot, 7, eot], [sot, 8, 8, eot]]  # unrelated short prompts
+    groups, rest = prefix_groups(ids, max_batch=128)
+    assert groups == [(4, sorted(range(9), key=lambda i: ids[i]))]
+    assert sorted(rest) == [9, 10]
+    # the batch limit splits a group; every prompt keeps its end token outside the prefix
+    groups, rest = prefix_groups([[sot, 1, 2, 3, eot]] * 6, max_batch=4)
+    assert [len(g) for _, g in groups] == [4] and all(p <= 4 for p, _ in groups) and len(rest) == 2
+
+
+def test_shared_prefix_encoding_is_exact(vlm) -> None:
+    from ipo_vlm.vlm.clip_prefix import prefix_groups
+
+    classes = ["cat", "dog", "tabby cat", "great horned owl", "x", "red fox"]
+    templates = ["a photo of a {}.", "a photo of a {}, a type of pet.", "{} in the wild", "itap of my {}"]
+    texts = [t.replace("{}", c) for t in templates for c in classes] + ["hello", "a photo of"]
+    vlm.text_batch_size = 128
+    groups, _ = prefix_groups(vlm._token_ids(texts), 128)
+    assert len(groups) >= 2  # the shared path really runs
+    shared = vlm.encode_texts(texts)
+    full = vlm.encode_texts(texts, pad_to="max_length")
+    assert np.abs(shared - full).max() < 1e-5
+    assert np.abs(shared[0] - shared[1]).max() > 1e-3

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ipo_vlm.errors import BackendError, ConfigError
+from ipo_vlm.vlm.clip_prefix import encode_shared_prefix, prefix_groups
 from ipo_vlm.vlm.preprocess import ClipTransform
 
 if TYPE_CHECKING:
@@ -100,6 +101,8 @@ class HFVisionLanguageModel:
         self.max_text_tokens: int = int(cfg.text_config.max_position_embeddings)
         self.logit_scale: float = float(model.logit_scale.detach().float().exp().item())
         self.pad_to_longest: bool = self.model_type in _CAUSAL_TEXT
+        #: encode a shared prompt start once per group (needs CLIPModel's module layout)
+        self.share_prefix: bool = self.pad_to_longest and hasattr(model, "text_model") and hasattr(model, "text_projection")
         self._dtype = next(model.parameters()).dtype
 
     def __repr__(self) -> str:
@@ -141,11 +144,15 @@ class HFVisionLanguageModel:
     def encode_texts(self, texts: Sequence[str], pad_to: str | None = None) -> np.ndarray:
         """(n, d) float32, rows L2-normalised, in input order.
 
-        Batches are formed over texts sorted by token count, so each batch is padded only to
-        its own longest prompt. ``pad_to="max_length"`` pads every batch to the full context
-        (what a plain CLIP pipeline does; kept for benchmarks and the exactness test).
+        By default prompts sharing a start (one template's prompts for all classes) encode the
+        shared tokens once (:mod:`ipo_vlm.vlm.clip_prefix`); the rest go in batches sorted by
+        token count, each padded only to its own longest prompt. ``pad_to="longest"`` skips the
+        prefix sharing; ``pad_to="max_length"`` pads every prompt to the full context, as a
+        plain CLIP pipeline does. All three agree to float rounding (CLIP's mask is causal).
         A text over ``max_text_tokens`` raises ``ConfigError``: it is never truncated.
         """
+        if pad_to not in (None, "longest", "max_length"):
+            raise ValueError(f"pad_to must be None, 'longest' or 'max_length', not {pad_to!r}")
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         ids = self._token_ids(texts)
@@ -155,21 +162,35 @@ class HFVisionLanguageModel:
                     f"prompt {text!r} has {len(row)} tokens, over the {self.max_text_tokens}-token limit"
                 )
         full = pad_to == "max_length" or not self.pad_to_longest
-        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         out = np.empty((len(ids), self.dim), dtype=np.float32)
+        rest: list[int] = list(range(len(ids)))
+        if pad_to is None and self.share_prefix:
+            groups, rest = prefix_groups(ids, self.text_batch_size)
+            for plen, idx in groups:
+                out[idx] = self._encode_prefix_group(ids, plen, idx)
+        order = sorted(rest, key=lambda i: len(ids[i]))
         for start in range(0, len(order), self.text_batch_size):
             chunk = order[start : start + self.text_batch_size]
             width = self.max_text_tokens if full else max(len(ids[i]) for i in chunk)
             out[chunk] = self._encode_token_batch([ids[i] for i in chunk], width)
         return out
 
+    def _encode_prefix_group(self, ids: list[list[int]], plen: int, idx: list[int]) -> np.ndarray:
+        import torch
+
+        prefix = ids[idx[0]][:plen]
+        with torch.inference_mode():
+            feats = encode_shared_prefix(self.model, prefix, [ids[i][plen:] for i in idx], self._pad_id())
+        return _normalise(feats)
+
+    def _pad_id(self) -> int:
+        pad_id = self.tokenizer.pad_token_id
+        return int(self.tokenizer.eos_token_id if pad_id is None else pad_id)
+
     def _encode_token_batch(self, rows: list[list[int]], width: int) -> np.ndarray:
         import torch
 
-        pad_id = self.tokenizer.pad_token_id
-        if pad_id is None:
-            pad_id = self.tokenizer.eos_token_id
-        input_ids = torch.full((len(rows), width), int(pad_id), dtype=torch.long)
+        input_ids = torch.full((len(rows), width), self._pad_id(), dtype=torch.long)
         mask = torch.zeros((len(rows), width), dtype=torch.long)
         for r, row in enumerate(rows):
             input_ids[r, : len(row)] = torch.tensor(row, dtype=torch.long)
