@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, nargs="+", default=[1], metavar="S", help="few-shot seed(s) (default 1)")
     p.add_argument("--all", action="store_true", help="every image of the train, val and test splits instead of few-shot tasks")
     p.add_argument("--batch-size", type=int, default=32, help="images per encoder call (default 32)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default cpu)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or auto (hf: backend; default cpu)")
     p.add_argument("--cache-dir", default=None, help="feature cache root (default: $IPO_CACHE_DIR/features)")
     p.set_defaults(func=run)
 
@@ -68,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
     dataset = load_dataset(args.dataset, args.data_root)
     samples = _samples_to_encode(args, dataset)
     spec = args.vlm or DEFAULT_VLM
-    vlm = create_vlm(spec, device=args.device, batch_size=args.batch_size)
+    # only options the user gave: not every backend takes them (demo: takes none)
+    vlm = create_vlm(spec, **({"device": args.device} if args.device else {}))
     store = FeatureStore(vlm, cache_root=args.cache_dir)
     start = time.perf_counter()
     with _Bar() as bar:
