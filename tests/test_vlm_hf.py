@@ -86,6 +86,8 @@ def test_same_weights_same_id_other_seed_other_id(tiny_dir: Path, tmp_path: Path
     assert again.model_id == vlm.model_id
     other = create_vlm(f"hf:{build_tiny_clip(tmp_path / 'clip', seed=1)}")
     assert other.model_id != vlm.model_id
+    rebuilt = create_vlm(f"hf:{build_tiny_clip(tmp_path / 'again' / 'clip', seed=0)}")
+    assert rebuilt.model_id == vlm.model_id  # same seed, same bytes, same id (and caches)
     assert other.preprocess_id == vlm.preprocess_id
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 #: CLIP's default logit scale (exp(ln 100) = 100), so tiny-model scores are not flat.
 CLIP_LOGIT_SCALE_INIT = math.log(100.0)
@@ -40,6 +41,43 @@ def byte_level_vocab() -> dict[str, int]:
     return {tok: i for i, tok in enumerate(tokens)}
 
 
+def _tiny_config(
+    config_cls: type,
+    vocab: dict[str, int],
+    image_size: int,
+    patch_size: int,
+    hidden_size: int,
+    projection_dim: int,
+    max_positions: int,
+) -> Any:
+    """Two layers per tower, two heads; pad = end token, as in CLIP checkpoints."""
+    text_cfg = {
+        "vocab_size": len(vocab),
+        "hidden_size": hidden_size,
+        "intermediate_size": hidden_size * 2,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "max_position_embeddings": max_positions,
+        "bos_token_id": vocab["<|startoftext|>"],
+        "eos_token_id": vocab["<|endoftext|>"],
+        "pad_token_id": vocab["<|endoftext|>"],
+    }
+    vision_cfg = {
+        "hidden_size": hidden_size,
+        "intermediate_size": hidden_size * 2,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "image_size": image_size,
+        "patch_size": patch_size,
+    }
+    return config_cls(
+        text_config=text_cfg,
+        vision_config=vision_cfg,
+        projection_dim=projection_dim,
+        logit_scale_init_value=CLIP_LOGIT_SCALE_INIT,
+    )
+
+
 def build_tiny_clip(
     path: str | Path,
     seed: int = 0,
@@ -67,31 +105,7 @@ def build_tiny_clip(
     path.mkdir(parents=True, exist_ok=True)
     vocab = byte_level_vocab()
     tokenizer = CLIPTokenizer(vocab=vocab, merges=[], model_max_length=max_position_embeddings)
-    text_cfg = {
-        "vocab_size": len(vocab),
-        "hidden_size": hidden_size,
-        "intermediate_size": hidden_size * 2,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 2,
-        "max_position_embeddings": max_position_embeddings,
-        "bos_token_id": vocab["<|startoftext|>"],
-        "eos_token_id": vocab["<|endoftext|>"],
-        "pad_token_id": vocab["<|endoftext|>"],
-    }
-    vision_cfg = {
-        "hidden_size": hidden_size,
-        "intermediate_size": hidden_size * 2,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 2,
-        "image_size": image_size,
-        "patch_size": patch_size,
-    }
-    config = CLIPConfig(
-        text_config=text_cfg,
-        vision_config=vision_cfg,
-        projection_dim=projection_dim,
-        logit_scale_init_value=CLIP_LOGIT_SCALE_INIT,
-    )
+    config = _tiny_config(CLIPConfig, vocab, image_size, patch_size, hidden_size, projection_dim, max_position_embeddings)
     torch.manual_seed(seed)
     model = CLIPModel(config).eval()
     image_processor = CLIPImageProcessorPil(

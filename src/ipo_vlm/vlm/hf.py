@@ -51,15 +51,15 @@ def _missing_model_message(name: str) -> str:
 
 
 def weights_fingerprint(directory: Path) -> str:
-    """Short hash of a checkpoint's config and weight files.
+    """Short hash of a checkpoint's config, tokenizer and weight files.
 
     Cheap on multi-GB files: whole files below 8 MiB, else size plus the first and last 4 MiB,
     which holds the safetensors header and tensor data that differ between any two trainings.
     """
     h = hashlib.sha256()
-    files = sorted(p for p in directory.iterdir() if p.suffix in (".json", ".safetensors", ".bin"))
+    files = sorted(p for p in directory.iterdir() if p.suffix in (".json", ".txt", ".safetensors", ".bin"))
     for p in files:
-        if p.name.startswith(".") or "tokenizer" in p.name or "processor" in p.name:
+        if p.name.startswith(".") or not p.is_file():
             continue
         size = p.stat().st_size
         h.update(f"{p.name}:{size}\n".encode())
