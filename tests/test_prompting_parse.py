@@ -111,7 +111,9 @@ MESSY = [
     # 29 "Score:" suffix after an em dash, and a trailing "accuracy 91%"
     ("a toy model of a <CLASS> — score: 0.77\na photo of a <CLASS>. accuracy: 91%, loss: 0.3",
      ["a toy model of a {}", "a photo of a {}."]),
-    # 30 the LLM's placeholder is configurable
+    # 30 lines that open with a placeholder are not mistaken for JSON
+    ("{} in the wild.\n[CLASS] at night.\n{CLASS}, close up.", ["{} in the wild.", "{} at night.", "{}, close up."]),
+    # 31 the LLM's placeholder is configurable
     ("a photo of a [OBJ].", ["a photo of a {}."]),
 ]
 
