@@ -159,3 +159,37 @@ def test_shared_prefix_encoding_is_exact(vlm) -> None:
     full = vlm.encode_texts(texts, pad_to="max_length")
     assert np.abs(shared - full).max() < 1e-5
     assert np.abs(shared[0] - shared[1]).max() > 1e-3
+
+
+def test_siglip_style_model_pads_to_full_context(tmp_path: Path) -> None:
+    """A non-causal text tower (SigLIP) through the Auto classes: its own image processor,
+    every prompt padded to the full context, as the model was trained."""
+    import torch
+    from transformers import CLIPTokenizer, SiglipConfig, SiglipImageProcessorPil, SiglipModel
+
+    from ipo_vlm.testing.tiny_clip import byte_level_vocab
+
+    vocab = byte_level_vocab()
+    small = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2)
+    config = SiglipConfig(
+        text_config=dict(vocab_size=len(vocab), max_position_embeddings=16, pad_token_id=513, **small),
+        vision_config=dict(image_size=32, patch_size=8, **small),
+    )
+    torch.manual_seed(0)
+    SiglipModel(config).save_pretrained(tmp_path)
+    CLIPTokenizer(vocab=vocab, merges=[], model_max_length=16).save_pretrained(tmp_path)
+    SiglipImageProcessorPil(size={"height": 32, "width": 32}).save_pretrained(tmp_path)
+    vlm = create_vlm(f"hf:{tmp_path}")
+    assert vlm.max_text_tokens == 16 and not vlm.share_prefix
+    assert vlm.preprocess_id.startswith("hf-SiglipImageProcessorPil-")
+    images = _images(2)
+    feats = vlm.encode_images(images)
+    assert feats.shape == (2, 32)
+    texts = ["a cat", "dog", "a photo of x"]
+    ids = vlm.tokenizer(texts, padding="max_length", max_length=16, return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        ref = vlm.model.get_text_features(input_ids=ids).pooler_output
+    ref = (ref / ref.norm(dim=-1, keepdim=True)).numpy()
+    assert np.abs(vlm.encode_texts(texts) - ref).max() < 1e-5
+    with pytest.raises(ConfigError, match="16-token limit"):
+        vlm.encode_texts(["x" * 15])

@@ -131,7 +131,10 @@ class HFVisionLanguageModel:
 
     @property
     def dim(self) -> int:
-        return int(self.model.config.projection_dim)
+        """Width of the joint embedding space."""
+        cfg = self.model.config
+        dim = getattr(cfg, "projection_dim", None) or getattr(cfg.text_config, "projection_size", None)
+        return int(dim or cfg.text_config.hidden_size)
 
     # -- texts ----------------------------------------------------------------------------
     def _token_ids(self, texts: Sequence[str]) -> list[list[int]]:
