@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ipo_vlm.config import RunConfig
+from ipo_vlm.errors import ConfigError
 from ipo_vlm.jsonio import atomic_write_json
 from ipo_vlm.loop import BASELINE_TEMPLATE, Hook, LoopProgress, LoopSettings, OptimizationLoop
 from ipo_vlm.rundir import RunDir
@@ -86,7 +87,9 @@ class _Scoring:
         store = FeatureStore(backends.vlm)
         self.train = (store.features(backends.dataset, split.train), np.asarray([s.label for s in split.train]))
         self.val = None
-        if select_on == "val" and split.val:
+        if select_on == "val" and not split.val:
+            raise ConfigError("--select-on val needs validation images, but the split has none")
+        if select_on == "val":
             self.val = (store.features(backends.dataset, split.val), np.asarray([s.label for s in split.val]))
 
     def _score(self, data: tuple[Any, Any], templates: list[str]) -> list[tuple[float, float]]:

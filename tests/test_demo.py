@@ -1,0 +1,47 @@
+"""`ipo demo` with its real demo VLM and captioner; only the LLM is swapped for a scripted one so
+the test stays fast (the offline model is exercised by the slow test below)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ipo_vlm.cli.main import main
+from ipo_vlm.config import preset
+
+
+def test_demo_preset_is_offline_and_small():
+    cfg = preset("demo")
+    assert cfg.vlm == "demo:fashion" and cfg.llm.spec == "local" and cfg.captioner.spec == "interrogate"
+    assert cfg.data.dataset == "demo" and cfg.data.seed == 1
+    assert cfg.optimize.steps * cfg.optimize.candidates <= 60  # a few minutes on 2 cores
+
+
+def test_demo_runs_the_whole_pipeline_and_prints_the_table(tmp_path, capsys):
+    script = tmp_path / "llm.json"
+    script.write_text(json.dumps({"responses": [
+        "1. a photo of a <CLASS>, a piece of clothing.\n2. a grayscale photo of a <CLASS>.\n3. a product photo of a <CLASS> on a plain background.",
+        "1. a low resolution photo of a <CLASS>.\n2. a centered image of a single <CLASS>.\n3. a picture of a <CLASS> seen from the front.",
+    ]}))
+    out = tmp_path / "demo"
+    assert main(["demo", "--llm", f"scripted:{script}", "--steps", "2", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    result = json.loads((out / "result.json").read_text())
+    assert result["steps_done"] == 2 and result["vlm"] == "demo:fashion"
+    assert result["handcrafted"]["template"] != "" and result["baseline"]["template"] == "a photo of a {}."
+    assert "baseline" in printed and "optimized" in printed and str(out) in printed
+    descriptions = (out / "descriptions.jsonl").read_text().splitlines()
+    assert descriptions and all(json.loads(l) for l in descriptions)
+    first_prompt = json.loads((out / "llm_calls.jsonl").read_text().splitlines()[0])
+    assert first_prompt["step"] == 1
+
+
+@pytest.mark.slow
+def test_demo_with_the_offline_model_gives_mostly_valid_new_candidates(tmp_path, capsys):
+    """Needs the assembled local model (make model); two steps of the real demo."""
+    out = tmp_path / "demo"
+    assert main(["demo", "--steps", "2", "--out", str(out)]) == 0
+    result = json.loads((out / "result.json").read_text())
+    assert result["candidates_returned"] >= 5
+    assert result["valid_rate"] >= 0.6
