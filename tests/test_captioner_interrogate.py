@@ -33,7 +33,7 @@ def test_the_known_right_phrase_wins_and_silent_groups_are_left_out():
 
 
 def test_attribute_margins_and_ordering():
-    cap = load_interrogate("", vlm=KeywordVLM(), vocabulary=VOCAB, min_margin=0.0, max_attributes=3)
+    cap = load_interrogate("", vlm=KeywordVLM(), vocabulary=VOCAB, min_margin=0.0, rel_margin=0.0, max_attributes=3)
     attrs = cap.attributes(cap.vlm.encode_images([solid("green")]))[0]
     assert attrs[0].group == "colour" and attrs[0].phrase == "mostly green"
     # cos 1.0 for the green phrase against 0.5 for the others, times logit_scale 100
@@ -51,6 +51,17 @@ def test_two_phrase_groups_can_speak_and_weak_groups_fall_back_to_the_strongest(
     strict = load_interrogate("", vlm=KeywordVLM(), vocabulary=vocab, min_margin=1000.0)
     # nothing clears the bar: the single strongest group is still reported
     assert strict.describe([solid("red")], "") == ["red."]
+
+
+def test_groups_much_weaker_than_the_strongest_are_left_out():
+    # "red" beats "blue" by 50 logits; "red" beats "red striped" by 100 * (1 - 2/sqrt(6)) = 18.4
+    vocab = {"groups": {"hue": ["red", "blue"], "detail": ["red", "red striped"]}}
+    default = load_interrogate("", vlm=KeywordVLM(), vocabulary=vocab)
+    assert default.attributes(KeywordVLM().encode_images([solid("red")]))[0][1:] == []
+    loose = load_interrogate("", vlm=KeywordVLM(), vocabulary=vocab, rel_margin=0.3)
+    (hue, detail), = loose.attributes(KeywordVLM().encode_images([solid("red")]))
+    assert (hue.group, detail.group) == ("hue", "detail")
+    assert detail.margin == pytest.approx(100 * (1 - 2 / 6**0.5))
 
 
 def test_phrase_embeddings_are_encoded_once_and_output_is_deterministic():
@@ -97,6 +108,8 @@ def test_packaged_vocabulary_is_valid_and_ranks_colours():
 def test_needs_a_vlm_and_valid_settings(tmp_path):
     with pytest.raises(ConfigError, match="needs the run's VLM"):
         create_captioner("interrogate")
+    with pytest.raises(ConfigError, match="rel_margin"):
+        load_interrogate("", vlm=KeywordVLM(), vocabulary=VOCAB, rel_margin=2)
     with pytest.raises(ConfigError, match="min_margin"):
         load_interrogate("", vlm=KeywordVLM(), vocabulary=VOCAB, min_margin=-1)
     with pytest.raises(ConfigError, match="cannot read attribute vocabulary"):
