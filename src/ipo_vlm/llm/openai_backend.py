@@ -7,6 +7,7 @@ bounded, exponential, honouring ``Retry-After`` on 429, 5xx, timeouts and broken
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import time
@@ -92,9 +93,9 @@ class OpenAIChat:
         """Preflight before any work: the key is set and the server answers ``GET /models``.
 
         Raises ``BackendError`` with one clear line otherwise."""
-        import openai
-
         client = self._get_client().with_options(timeout=min(self.settings.timeout_s, 10.0))
+        import openai  # importable now: the client above raised BackendError otherwise
+
         where = _public_url(self.settings.base_url)
         try:
             listed = [m.id for m in client.models.list()]
@@ -147,7 +148,7 @@ class OpenAIChat:
             raise Retryable(LLMError(f"{self.model_id}: timed out after {self.settings.timeout_s:g}s")) from None
         except openai.APIConnectionError as e:
             raise Retryable(LLMError(f"{self.model_id}: connection failed ({type(e).__name__})")) from None
-        except (openai.APIResponseValidationError, ValueError) as e:
+        except (openai.APIResponseValidationError, json.JSONDecodeError) as e:
             # Malformed JSON from a flaky gateway: worth another try, then a typed error.
             raise Retryable(LLMError(f"{self.model_id}: malformed response ({type(e).__name__})")) from None
         return self._to_response(raw, request, time.perf_counter() - start)
