@@ -110,7 +110,7 @@ class ForwardTimer:
         import ipo_vlm.vlm.hf as hf
 
         self.seconds = 0.0
-        self._restore = [(vlm.model, "get_text_features"), (hf, "encode_shared_prefix")]
+        self._restore = [(vlm.model, "get_text_features"), (hf, "encode_shared_prefixes")]
         self._saved = [getattr(obj, name) for obj, name in self._restore]
         for (obj, name), inner in zip(self._restore, self._saved):
             setattr(obj, name, self._timed(inner))
@@ -209,14 +209,23 @@ def padding_speedup(vlm, n_cands: int, reps: int) -> tuple[float, float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer candidates and images (under a minute)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: torch's choice); on a CPU shared with other jobs, "
+                             "1 keeps the measured ratios stable")
     args = parser.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     n_cands, n_naive_imgs, n_pad, reps = (5, 4, 1, 1) if args.quick else (30, 51, 2, 3)
     rng = np.random.default_rng(0)
     t0 = time.perf_counter()
     corpus = [*STYLES, *SUBJECTS, *ENDINGS, *FLOWERS_BASE, "a of"]
     vlm = build_vlm(build_tokenizer(corpus))
     lengths = vlm.count_tokens([t.replace("{}", c) for t in candidates(20) for c in FLOWERS_BASE])
-    print(f"model ready in {time.perf_counter() - t0:.1f} s; prompt length {np.mean(lengths):.1f} tokens on average "
+    import torch
+
+    print(f"model ready in {time.perf_counter() - t0:.1f} s, {torch.get_num_threads()} torch threads; prompt length {np.mean(lengths):.1f} tokens on average "
           f"(max {max(lengths)}); {n_cands} engine candidates, naive image cost from {n_naive_imgs} images")
 
     per_image, text_s = naive_cost(vlm, n_naive_imgs, rng)

@@ -56,7 +56,8 @@ def prefix_groups(ids: Sequence[Sequence[int]], max_batch: int) -> tuple[list[tu
 
 
 def _attend(layer: Any, x: Any, keys: Any | None, values: Any | None, mask: Any) -> tuple[Any, Any, Any]:
-    """Self-attention of ``x`` (B, s, D) with optional cached keys/values prepended."""
+    """Self-attention of ``x`` (B, s, D), with per-row cached keys/values (B, H, p, hd) prepended."""
+    import torch
     import torch.nn.functional as F
 
     attn = layer.self_attn
@@ -65,16 +66,10 @@ def _attend(layer: Any, x: Any, keys: Any | None, values: Any | None, mask: Any)
     q = attn.q_proj(x).view(b, s, heads, hd).transpose(1, 2)
     k = attn.k_proj(x).view(b, s, heads, hd).transpose(1, 2)
     v = attn.v_proj(x).view(b, s, heads, hd).transpose(1, 2)
-    k_all = k if keys is None else _cat(keys.expand(b, -1, -1, -1), k)
-    v_all = v if values is None else _cat(values.expand(b, -1, -1, -1), v)
+    k_all = k if keys is None else torch.cat([keys, k], dim=2)
+    v_all = v if values is None else torch.cat([values, v], dim=2)
     out = F.scaled_dot_product_attention(q, k_all, v_all, attn_mask=mask, scale=attn.scale)
     return attn.out_proj(out.transpose(1, 2).reshape(b, s, heads * hd)), k, v
-
-
-def _cat(a: Any, b: Any) -> Any:
-    import torch
-
-    return torch.cat([a, b], dim=2)
 
 
 def _block(layer: Any, h: Any, keys: Any | None, values: Any | None, mask: Any) -> tuple[Any, Any, Any]:
@@ -84,33 +79,48 @@ def _block(layer: Any, h: Any, keys: Any | None, values: Any | None, mask: Any) 
     return h + layer.mlp(layer.layer_norm2(h)), k, v
 
 
-def encode_shared_prefix(model: Any, prefix: Sequence[int], suffixes: Sequence[Sequence[int]], pad_id: int) -> Any:
-    """Projected (unnormalised) text features of ``prefix + suffix`` for each suffix.
+def _padded(rows: Sequence[Sequence[int]], pad_id: int, device: Any) -> Any:
+    import torch
 
-    ``model`` is a transformers ``CLIPModel``; every suffix ends with the end token.
+    out = torch.full((len(rows), max(len(r) for r in rows)), pad_id, dtype=torch.long)
+    for i, row in enumerate(rows):
+        out[i, : len(row)] = torch.tensor(list(row), dtype=torch.long)
+    return out.to(device)
+
+
+def encode_shared_prefixes(model: Any, groups: Sequence[tuple[Sequence[int], Sequence[Sequence[int]]]], pad_id: int) -> Any:
+    """Projected (unnormalised) text features of ``prefix + suffix`` for every suffix of every
+    ``(prefix, suffixes)`` group, in order; ``model`` is a transformers ``CLIPModel``.
+
+    All groups run as one batch (few large tensor ops rather than many small ones): prefixes
+    are padded to the longest prefix, and each suffix row attends only to its own group's
+    real prefix tokens and, causally, to its own earlier tokens. Every suffix ends with the
+    end token, which CLIP pools.
     """
     import torch
 
     tm = model.text_model
     emb = tm.embeddings
-    p, s, b = len(prefix), max(len(x) for x in suffixes), len(suffixes)
     device = emb.token_embedding.weight.device
-    pre_ids = torch.tensor([list(prefix)], dtype=torch.long, device=device)
-    suf_ids = torch.full((b, s), pad_id, dtype=torch.long, device=device)
-    for r, row in enumerate(suffixes):
-        suf_ids[r, : len(row)] = torch.tensor(list(row), dtype=torch.long)
-    positions = emb.position_ids[:, : p + s]
-    h_pre = emb.token_embedding(pre_ids) + emb.position_embedding(positions[:, :p])
-    h_suf = emb.token_embedding(suf_ids) + emb.position_embedding(positions[:, p:])
-    causal_pre = torch.ones(p, p, dtype=torch.bool, device=device).tril()
-    # suffix token i sees the whole prefix and suffix tokens 0..i
-    causal_suf = torch.cat([torch.ones(s, p, dtype=torch.bool, device=device),
-                            torch.ones(s, s, dtype=torch.bool, device=device).tril()], dim=1)
+    plens = [len(p) for p, _ in groups]
+    owner = torch.tensor([g for g, (_, sufs) in enumerate(groups) for _ in sufs], device=device)
+    suffixes = [s for _, sufs in groups for s in sufs]
+    pre_ids, suf_ids = _padded([p for p, _ in groups], pad_id, device), _padded(suffixes, pad_id, device)
+    (_, p_max), (rows, s_max) = pre_ids.shape, suf_ids.shape
+    start = torch.tensor(plens, device=device)[owner]
+    # positions after a row's end token are padding: clamp them into the table, they are never seen
+    suf_pos = (start[:, None] + torch.arange(s_max, device=device)).clamp(max=emb.position_embedding.num_embeddings - 1)
+    h_pre = emb.token_embedding(pre_ids) + emb.position_embedding(emb.position_ids[:, :p_max])
+    h_suf = emb.token_embedding(suf_ids) + emb.position_embedding(suf_pos)
+    causal_pre = torch.ones(p_max, p_max, dtype=torch.bool, device=device).tril()
+    sees_prefix = torch.arange(p_max, device=device)[None, :] < start[:, None]  # (rows, p_max)
+    causal_suf = torch.ones(s_max, s_max, dtype=torch.bool, device=device).tril()
+    mask_suf = torch.cat([sees_prefix[:, None, :].expand(rows, s_max, p_max),
+                          causal_suf[None].expand(rows, s_max, s_max)], dim=2)[:, None]
     for layer in tm.encoder.layers:
         new_pre, k_pre, v_pre = _block(layer, h_pre, None, None, causal_pre)
-        h_suf, _, _ = _block(layer, h_suf, k_pre, v_pre, causal_suf)
+        h_suf, _, _ = _block(layer, h_suf, k_pre[owner], v_pre[owner], mask_suf)
         h_pre = new_pre
     h_suf = tm.final_layer_norm(h_suf)
     last = torch.tensor([len(x) - 1 for x in suffixes], device=device)
-    pooled = h_suf[torch.arange(b, device=device), last]
-    return model.text_projection(pooled)
+    return model.text_projection(h_suf[torch.arange(rows, device=device), last])

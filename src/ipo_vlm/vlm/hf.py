@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ipo_vlm.errors import BackendError, ConfigError
-from ipo_vlm.vlm.clip_prefix import encode_shared_prefix, prefix_groups
+from ipo_vlm.vlm.clip_prefix import encode_shared_prefixes, prefix_groups
 from ipo_vlm.vlm.preprocess import ClipTransform
 
 if TYPE_CHECKING:
@@ -169,8 +169,11 @@ class HFVisionLanguageModel:
         rest: list[int] = list(range(len(ids)))
         if pad_to is None and self.share_prefix:
             groups, rest = prefix_groups(ids, self.text_batch_size)
-            for plen, idx in groups:
-                out[idx] = self._encode_prefix_group(ids, plen, idx)
+            # groups with similar suffix lengths share a pack, so little padding is computed
+            groups.sort(key=lambda pg: max(len(ids[i]) - pg[0] for i in pg[1]))
+            for pack in _packs(groups, self.text_batch_size):
+                idx = [i for _, g in pack for i in g]
+                out[idx] = self._encode_prefix_pack(ids, pack)
         order = sorted(rest, key=lambda i: len(ids[i]))
         for start in range(0, len(order), self.text_batch_size):
             chunk = order[start : start + self.text_batch_size]
@@ -178,12 +181,12 @@ class HFVisionLanguageModel:
             out[chunk] = self._encode_token_batch([ids[i] for i in chunk], width)
         return out
 
-    def _encode_prefix_group(self, ids: list[list[int]], plen: int, idx: list[int]) -> np.ndarray:
+    def _encode_prefix_pack(self, ids: list[list[int]], pack: list[tuple[int, list[int]]]) -> np.ndarray:
         import torch
 
-        prefix = ids[idx[0]][:plen]
+        groups = [(ids[g[0]][:plen], [ids[i][plen:] for i in g]) for plen, g in pack]
         with torch.inference_mode():
-            feats = encode_shared_prefix(self.model, prefix, [ids[i][plen:] for i in idx], self._pad_id())
+            feats = encode_shared_prefixes(self.model, groups, self._pad_id())
         return _normalise(feats)
 
     def _pad_id(self) -> int:
@@ -203,6 +206,19 @@ class HFVisionLanguageModel:
             kwargs["attention_mask"] = mask.to(self.device)
         with torch.inference_mode():
             return _normalise(_features(self.model.get_text_features(**kwargs)))
+
+
+def _packs(groups: list[tuple[int, list[int]]], max_rows: int) -> list[list[tuple[int, list[int]]]]:
+    """Consecutive groups packed into batches of at most ``max_rows`` prompts."""
+    packs: list[list[tuple[int, list[int]]]] = []
+    rows = 0
+    for group in groups:
+        if not packs or rows + len(group[1]) > max_rows:
+            packs.append([])
+            rows = 0
+        packs[-1].append(group)
+        rows += len(group[1])
+    return packs
 
 
 def _features(out: Any) -> Any:
