@@ -109,6 +109,7 @@ def test_bad_paths_and_options(tmp_path: Path, tiny_dir: Path) -> None:
         create_vlm("hf:")
     with pytest.raises(ConfigError, match="dtype"):
         create_vlm(f"hf:{tiny_dir}", dtype="int3")
+    assert not create_vlm(f"hf:{tiny_dir}", share_prefix=False).share_prefix
 
 
 def test_open_clip_missing_names_the_extra() -> None:

@@ -302,9 +302,13 @@ def load_hf(
     batch_size: int = 32,
     dtype: str = "float32",
     text_batch_size: int = 128,
+    share_prefix: bool = True,
     **unused: Any,
 ) -> HFVisionLanguageModel:
-    """Factory for ``hf:<repo-id-or-path>`` (options: device, batch_size, dtype, text_batch_size)."""
+    """Factory for ``hf:<repo-id-or-path>``.
+
+    Options: device, batch_size (images), dtype, text_batch_size, share_prefix (encode a
+    template's common prompt start once; exact, and on by default for CLIP)."""
     if unused:
         log.debug("hf backend ignores options %s", sorted(unused))
     if dtype not in _DTYPES:
@@ -335,7 +339,9 @@ def load_hf(
     label = name if local_dir is None else local_dir.resolve().name
     model_id = f"hf:{label}@{weights_fingerprint(directory)}" + ("" if dtype == "float32" else f":{dtype}")
     log.info("loaded %s on %s", model_id, device)
-    return HFVisionLanguageModel(
+    vlm = HFVisionLanguageModel(
         model, tokenizer, preprocess, model_id=model_id, preprocess_id=preprocess_id,
         device=device, batch_size=batch_size, text_batch_size=text_batch_size,
     )
+    vlm.share_prefix = vlm.share_prefix and share_prefix
+    return vlm
