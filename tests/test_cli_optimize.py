@@ -167,3 +167,24 @@ def test_kill_9_mid_run_then_resume_equals_an_uninterrupted_run(env, tmp_path):
     for key in ("best_template", "base_acc", "novel_acc", "hm", "steps_done", "baseline"):
         assert a[key] == b[key]
     assert_all_json(out)
+
+
+def test_config_file_then_flags_override_it(env, capsys, tmp_path):
+    cfg = tmp_path / "settings.yaml"
+    cfg.write_text("optimize:\n  steps: 7\n  candidates: 2\nllm:\n  spec: local\n")
+    assert main(["optimize", "--preset", "demo", "--config", str(cfg), "--dry-run"]) == 0
+    assert "calls: 7 (up to 21 with retries)" in capsys.readouterr().out
+    assert main(["optimize", "--preset", "demo", "--config", str(cfg), "--steps", "3", "--dry-run"]) == 0
+    assert "calls: 3 " in capsys.readouterr().out
+    cfg.write_text("optimize:\n  stepz: 7\n")
+    assert main(["optimize", "--config", str(cfg), "--dry-run"]) == 2
+    assert "stepz" in capsys.readouterr().err
+
+
+def test_a_missing_data_root_is_a_one_line_error(env, capsys, tmp_path):
+    out = tmp_path / "run"
+    args = base_args(env, out) + ["--dataset", "oxford_pets", "--data-root", str(tmp_path / "nowhere")]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("ipo: error:")
+    assert not out.exists()
