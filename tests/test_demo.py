@@ -18,6 +18,7 @@ def test_demo_preset_is_offline_and_small():
     assert cfg.optimize.steps * cfg.optimize.candidates <= 60  # a few minutes on 2 cores
 
 
+@pytest.mark.slow  # ~40 s on 2 cores: encodes the demo's 2,000 test images and runs the captioner
 def test_demo_runs_the_whole_pipeline_and_prints_the_table(tmp_path, capsys):
     script = tmp_path / "llm.json"
     script.write_text(json.dumps({"responses": [
