@@ -2,7 +2,7 @@
 ``ipo_vlm/assets/demo_vlm/templates.txt``: base (first 5 classes, 5-way), novel (last 5, 5-way)
 and their harmonic mean H, on a Fashion-MNIST test split.
 
-    .venv/bin/python scripts/demo_templates.py [--source demo|debian] [--weights FILE]
+    .venv/bin/python scripts/demo_templates.py [--source demo|debian] [--weights FILE] [--attributes]
 
 ``--source demo`` (default) uses the test images bundled with the package (200 per class);
 ``debian`` the full 10,000-image test split from Debian's ``dataset-fashion-mnist``.
@@ -67,11 +67,29 @@ def template_table(vlm, features: np.ndarray, labels: np.ndarray, templates: lis
     return rows
 
 
+def attribute_recovery(vlm, features: np.ndarray, pixels: np.ndarray) -> dict[str, float]:
+    """Per attribute group of the shipped vocabulary: how often the VLM ranks the phrase that
+    the training script's pixel measure assigns first (thresholds from the training images)."""
+    import json
+
+    import train_demo_vlm as train  # a sibling script: same measures and thresholds
+
+    thresholds = np.median(train.attribute_measures(train.load_fashion("train")[0][:12000]), axis=0)
+    codes = train.attribute_codes(train.attribute_measures((pixels * 255).round().astype(np.uint8)), thresholds)
+    vocab = json.loads(Path(vlm.attribute_vocabulary).read_text(encoding="utf-8"))
+    result = {}
+    for k, (name, phrases) in enumerate(vocab["groups"].items()):
+        texts = vlm.encode_texts([vocab["prompt"].replace("{}", p) for p in phrases])
+        result[name] = float(((features @ texts.T).argmax(1) == codes[:, k]).mean())
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", choices=("demo", "debian"), default="demo")
     parser.add_argument("--weights", type=Path, default=None, help="another trained image tower")
     parser.add_argument("--templates", type=Path, default=None)
+    parser.add_argument("--attributes", action="store_true", help="also check the attribute phrases (needs Debian's train split)")
     args = parser.parse_args()
     import torch
 
@@ -90,6 +108,9 @@ def main() -> None:
     if baseline:
         rank = 1 + sum(b > baseline[1] for b in bases)
         print(f"'a photo of a {{}}.': base {100 * baseline[1]:.1f}, rank {rank} of {len(rows)} by base accuracy")
+    if args.attributes:
+        for name, acc in attribute_recovery(vlm, features, pixels).items():
+            print(f"attribute {name}: right phrase ranked first for {100 * acc:.1f} % of the images")
 
 
 if __name__ == "__main__":
