@@ -42,7 +42,7 @@ def env(tmp_path_factory):
 
 def base_args(env, out, *extra):
     return ["optimize", "--preset", "demo", "--vlm", env["vlm"], "--llm", env["llm"], "--captioner", "none",
-            "--steps", "4", "--candidates", "3", "--out", str(out), *extra]
+            "--steps", "4", "--candidates", "3", "--select-on", "train", "--out", str(out), *extra]
 
 
 def assert_all_json(run: Path) -> None:

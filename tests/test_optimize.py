@@ -24,7 +24,7 @@ TIMING = {"minutes"}
 
 
 def config(**optimize_settings):
-    settings = {"steps": 5, "candidates": 3, "memory_size": 6, **optimize_settings}
+    settings = {"steps": 5, "candidates": 3, "memory_size": 6, "select_on": "train", **optimize_settings}
     return preset("demo").updated(data={"dataset": "fake", "shots": 4}, vlm="fake", captioner={"spec": "none"}, optimize=settings)
 
 

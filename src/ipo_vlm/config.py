@@ -165,7 +165,9 @@ PRESETS: dict[str, RunConfig] = {
         vlm="demo:fashion",
         llm=LLMConfig(spec="local"),
         captioner=CaptionerConfig(spec="interrogate"),
-        optimize=OptimizeConfig(steps=8, candidates=5, memory_size=10),
+        # select on the few-shot val images: on the demo, training accuracy moved by 1-2 of 80
+        # images and the train-selected template lost a little H on test (seeds 1 and 2)
+        optimize=OptimizeConfig(steps=8, candidates=5, memory_size=10, select_on="val"),
     ),
 }
 
