@@ -40,10 +40,13 @@ def test_local_model_returns_only_valid_templates_and_reuses_the_prompt_prefix()
             constraint=OutputConstraint(n),
         )
         resp = llm.complete(request)
-        lines = resp.text.split("\n")
-        assert lines[-1] == "" and len(lines) == n + 1, resp.text  # n newline-terminated lines
-        for line in lines[:-1]:
-            assert line.count("<CLASS>") == 1 and line.replace("<CLASS>", "").strip(), line
+        assert resp.text.endswith("\n"), resp.text  # every line is newline-terminated
+        lines = [line for line in resp.text.split("\n") if line]
+        assert len(lines) == n, resp.text
+        for k, line in enumerate(lines, start=1):
+            assert line.startswith(f"{k}. "), line  # the grammar numbers the lines
+            template = line[len(f"{k}. "):]
+            assert template.count("<CLASS>") == 1 and template.replace("<CLASS>", "").strip(), line
         assert resp.tokens_in > 50 and resp.tokens_out > 0
         results.append(resp)
     # The second prompt differs only near its end: the shared system + memory prefix is reused.

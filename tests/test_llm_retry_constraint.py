@@ -63,20 +63,22 @@ def test_parse_retry_after_forms() -> None:
 def grammar_regex(grammar: str, placeholder: str) -> re.Pattern[str]:
     """A regex with the meaning of the generated grammar, to check strings against it."""
     first = re.escape(placeholder[0])
-    line = rf"(?:[^\n{first}\-*#0-9 \t][^\n{first}]*)?{re.escape(placeholder)}[^\n{first}]*\n"
+    line = rf"(?:[^\n{first}\-*#0-9 \t][^\n{first}]*)?{re.escape(placeholder)}[^\n{first}]*\n+"
     n = grammar.splitlines()[0].count("line")
-    return re.compile(rf"(?:{line}){{{n}}}")
+    return re.compile("".join(rf"{k}\. {line}" for k in range(1, n + 1)))
 
 
 def test_template_grammar_structure() -> None:
     g = template_grammar(OutputConstraint(3))
-    assert g.splitlines()[0] == "root ::= line line line"
+    assert g.splitlines()[0] == 'root ::= "1. " line "2. " line "3. " line'
     rx = grammar_regex(g, "<CLASS>")
-    assert rx.fullmatch("a photo of a <CLASS>.\nan <CLASS> in the wild, very long " + "x" * 400 + "\n<CLASS> art\n")
-    assert not rx.fullmatch("a <CLASS> and <CLASS>\nb <CLASS>\nc <CLASS>\n")  # two placeholders
-    assert not rx.fullmatch("a photo\nb <CLASS>\nc <CLASS>\n")  # none
-    assert not rx.fullmatch("1. a <CLASS>\nb <CLASS>\nc <CLASS>\n")  # numbering
-    assert not rx.fullmatch("a <CLASS>\nb <CLASS>\n")  # too few
+    assert rx.fullmatch("1. a photo of a <CLASS>.\n2. an <CLASS> in the wild, very long " + "x" * 400 + "\n3. <CLASS> art\n")
+    assert not rx.fullmatch("1. a <CLASS> and <CLASS>\n2. b <CLASS>\n3. c <CLASS>\n")  # two placeholders
+    assert not rx.fullmatch("1. a photo\n2. b <CLASS>\n3. c <CLASS>\n")  # none
+    assert not rx.fullmatch("1. - a <CLASS>\n2. b <CLASS>\n3. c <CLASS>\n")  # a second list marker
+    assert not rx.fullmatch("a <CLASS>\nb <CLASS>\nc <CLASS>\n")  # unnumbered
+    assert not rx.fullmatch("1. a <CLASS>\n2. b <CLASS>\n")  # too few
+    assert rx.fullmatch("1. a <CLASS>\n\n2. b <CLASS>\n3. c <CLASS>\n\n")  # blank lines may end a line
 
 
 def test_grammar_escapes_placeholders() -> None:
