@@ -97,3 +97,16 @@ def test_response_format_styles() -> None:
     assert "4 prompt templates" in js["json_schema"]["schema"]["properties"]["templates"]["description"]
     with pytest.raises(ConfigError):
         response_format(c, "yaml")
+
+
+def test_cache_key_covers_the_constraint_version(monkeypatch) -> None:
+    from ipo_vlm.jsonio import sha256_json
+    from ipo_vlm.llm import constraint
+    from ipo_vlm.llm.base import LLMRequest
+
+    req = LLMRequest(messages=(("user", "hi"),), constraint=OutputConstraint(3))
+    before = sha256_json(req.cache_payload("m"))
+    monkeypatch.setattr(constraint, "CONSTRAINT_VERSION", constraint.CONSTRAINT_VERSION + 1)
+    assert sha256_json(req.cache_payload("m")) != before
+    plain = LLMRequest(messages=(("user", "hi"),))
+    assert "constraint_version" not in plain.cache_payload("m")

@@ -23,6 +23,9 @@ from ipo_vlm.prompting import (
 
 # (LLM answer, templates expected in `valid`, in order)
 MESSY = [
+    # the memory's line format copied with made-up score cells
+    ("1. a photo of a <CLASS> on a table. | ? | ?\n2. a dark <CLASS>. | n/a\n3. a <CLASS> | 91.2 | 0.3",
+     ["a photo of a {} on a table.", "a dark {}.", "a {}"]),
     # 1 the format asked for
     ("a photo of a <CLASS>.\na close-up photo of the <CLASS>.",
      ["a photo of a {}.", "a close-up photo of the {}."]),

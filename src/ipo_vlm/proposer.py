@@ -3,10 +3,15 @@ turn the LLM's answer into candidate templates (with ``{}``), via :mod:`ipo_vlm.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from ipo_vlm.loop import LLM_PLACEHOLDER, Parsed
+
+log = logging.getLogger(__name__)
+
+REASON_TOKEN_LIMIT = "over the VLM's token limit"
 
 
 def memory_rows(entries: Sequence[Any]) -> list[tuple[str, float, float]]:
@@ -18,6 +23,20 @@ def memory_rows(entries: Sequence[Any]) -> list[tuple[str, float, float]]:
         else:
             rows.append((e.template, float(e.accuracy), float(e.loss)))
     return rows
+
+
+def _grouped(check: Callable[[str], str | None]) -> Callable[[str], str | None]:
+    """The VLM's check names the class and token count; rejection counts need one reason per
+    kind, so the details go to the debug log instead."""
+
+    def grouped(template: str) -> str | None:
+        reason = check(template)
+        if reason and "token" in reason:
+            log.debug("rejected %r: %s", template, reason)
+            return REASON_TOKEN_LIMIT
+        return reason
+
+    return grouped
 
 
 class MetaPromptProposer:
@@ -36,7 +55,7 @@ class MetaPromptProposer:
         self.n_candidates = n_candidates
         self.descriptions = list(descriptions)
         self.dataset_name = dataset_name
-        self.check = check
+        self.check = _grouped(check) if check else None
         self.max_chars = max_chars
 
     def messages(self, memory: Sequence[Any]) -> tuple[tuple[str, str], ...]:
@@ -56,9 +75,7 @@ class MetaPromptProposer:
         from ipo_vlm.prompting import parse_candidates
 
         result = parse_candidates(text, placeholder=LLM_PLACEHOLDER, seen=seen, check=self.check, max_chars=self.max_chars)
-        valid = [v if isinstance(v, str) else v.template for v in result.valid]
-        returned = result.returned if isinstance(result.returned, int) else len(result.returned)
-        return Parsed(valid=valid, returned=returned, rejected=dict(result.rejection_counts()))
+        return Parsed(valid=list(result.valid), returned=result.returned, rejected=dict(result.rejection_counts()))
 
     def key(self, template: str) -> str:
         from ipo_vlm.prompting import normalize_key

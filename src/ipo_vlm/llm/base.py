@@ -36,6 +36,11 @@ class LLMRequest:
         payload["messages"] = [list(m) for m in self.messages]
         payload["stop"] = list(self.stop)
         payload["model"] = model_id
+        if self.constraint is not None:
+            # the same constraint renders differently as the grammar evolves; old answers must not match
+            from ipo_vlm.llm.constraint import CONSTRAINT_VERSION
+
+            payload["constraint_version"] = CONSTRAINT_VERSION
         return payload
 
 

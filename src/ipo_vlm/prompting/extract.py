@@ -47,6 +47,8 @@ _TRAIL_BRACKETED = re.compile(
     r"\s*[(\[]\s*" + _LABEL + r"?" + _NUM + r"(?:\s*[,;/|]\s*" + _LABEL + r"?" + _NUM + r")*\s*[)\]]\s*$",
     re.I,
 )
+# the memory's own `template | accuracy | loss` layout copied with made-up cells ("| ? | ?", "| n/a |")
+_TRAIL_CELLS = re.compile(r"(?:\s*\|\s*(?:[^|\na-zA-Z]{0,12}|n/?a|tbd|none|unknown)){1,3}\s*$", re.I)
 _LEAD_SCORES = re.compile(r"^(?:\s*" + _NUM + r"\s*\|)+\s*")
 _BULLET = re.compile(
     r"^(?:[-*•+–—>▪◦·]+\s+|\(?\d{1,3}[.):\]](?!\d)\s*|\d{1,3}\s+[-–—]\s+|#\s?\d{1,3}[.:)]?\s+|[a-zA-Z]\)\s+)"
@@ -191,7 +193,7 @@ def _peel(text: str) -> str:
     text = _LEAD_SCORES.sub("", text, count=1)
     # Fake scores are short: matching only in the tail keeps end-anchored searches linear.
     head, tail = text[:-_TAIL_WINDOW], text[-_TAIL_WINDOW:]
-    for pattern in (_TRAIL_BRACKETED, _TRAIL_SEPARATED):
+    for pattern in (_TRAIL_BRACKETED, _TRAIL_SEPARATED, _TRAIL_CELLS):
         tail = pattern.sub("", tail, count=1)
     text = head + tail
     text = text.strip()
