@@ -120,6 +120,21 @@ def test_one_good_template_among_garbage_is_kept(tmp_path):
     assert RunDir(tmp_path).history()[-1]["template"] == "a studio shot of a {} on white."
 
 
+def test_a_step_asks_again_only_while_fewer_than_half_are_usable(tmp_path):
+    # 5 wanted, enough = 3: one answer with 3 new templates ends the step, one with 2 does not
+    three = "1. a worn photo of a <CLASS>.\n2. a new image of a <CLASS>.\n3. a dark render of a <CLASS>.\n4. x\n5. y"
+    two = "1. a clean snapshot of a <CLASS>.\n2. a folded picture of a <CLASS>.\n3. x\n4. y\n5. z"
+    start(tmp_path / "a", resume=False)
+    llm = ScriptedLLM([three])
+    loop = make_loop(tmp_path / "a", llm, steps=1, candidates=5, retries=2)
+    loop.run(SEEDS)
+    assert len(llm.requests) == 1
+    start(tmp_path / "b", resume=False)
+    llm = ScriptedLLM([two])
+    make_loop(tmp_path / "b", llm, steps=1, candidates=5, retries=2).run(SEEDS)
+    assert len(llm.requests) == 3  # the same answer never adds the third template: bounded
+
+
 class Killed(Exception):
     """Stands in for kill -9: raised from the hook, the process state is simply dropped."""
 

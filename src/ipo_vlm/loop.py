@@ -71,6 +71,12 @@ class LoopSettings:
     repeat_penalty: float | None = None
     max_tokens: int = 400
     constrained: bool = True
+    #: a step asks again only while it has fewer valid new candidates than this (default: half,
+    #: rounded up); with a slow local model, a retry for the last missing candidate costs a whole call
+    min_valid: int | None = None
+
+    def enough(self) -> int:
+        return self.min_valid if self.min_valid is not None else (self.candidates + 1) // 2
 
 
 @dataclass(frozen=True)
@@ -229,7 +235,7 @@ class OptimizationLoop:
                     continue
                 seen.add(key)
                 chosen.append((template, "llm", getattr(response, "call_id", None) or None))
-            if len(chosen) >= self.settings.candidates:
+            if len(chosen) >= self.settings.enough():
                 break
             log.debug("step %d: %d of %d candidates after call %d", step, len(chosen), self.settings.candidates, sample_index + 1)
         self._score_and_record(step, chosen)
