@@ -16,6 +16,23 @@ from ipo_vlm.errors import ConfigError
 T = TypeVar("T")
 
 
+def spec_options(name: str, option_types: dict[str, Callable[[str], Any]], what: str) -> tuple[str, dict[str, Any]]:
+    """Split ``"gpt-4o-mini?concurrency=8&timeout=30"`` into the name and typed options; an
+    unknown option or a value of the wrong type is a ``ConfigError`` naming ``what``."""
+    from urllib.parse import parse_qsl
+
+    base, _, query = name.partition("?")
+    options: dict[str, Any] = {}
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        if key not in option_types:
+            raise ConfigError(f"unknown {what} option {key!r}; known: {', '.join(sorted(option_types))}")
+        try:
+            options[key] = option_types[key](value)
+        except ValueError:
+            raise ConfigError(f"bad value for {what} option {key!r}: {value!r}") from None
+    return base, options
+
+
 def split_spec(spec: str) -> tuple[str, str]:
     """``"hf:openai/clip"`` -> ``("hf", "openai/clip")``; ``"local"`` -> ``("local", "")``."""
     if not isinstance(spec, str) or not spec.strip():

@@ -13,9 +13,10 @@ import random
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from ipo_vlm.captioner.images import IMAGE_FORMATS, image_data_url
+from ipo_vlm.registry import spec_options
 from ipo_vlm.errors import BackendError, ConfigError
 from ipo_vlm.llm.openai_settings import DEFAULT_BASE_URL, OpenAISettings
 from ipo_vlm.llm.retry import Retryable, RetryPolicy, parse_retry_after, with_retries
@@ -136,17 +137,8 @@ class OpenAIVisionCaptioner:
 
 
 def parse_spec_options(name: str) -> tuple[str, dict[str, Any]]:
-    """``"gpt-4o-mini?max_side=512"`` -> ``("gpt-4o-mini", {"max_side": 512})``."""
-    model, _, query = name.partition("?")
-    options: dict[str, Any] = {}
-    for key, value in parse_qsl(query, keep_blank_values=True):
-        if key not in _OPTION_TYPES:
-            raise ConfigError(f"unknown openai captioner option {key!r}; known: {', '.join(sorted(_OPTION_TYPES))}")
-        try:
-            options[key] = _OPTION_TYPES[key](value)
-        except ValueError:
-            raise ConfigError(f"bad value for openai captioner option {key!r}: {value!r}") from None
-    return model, options
+    """``"gpt-4o-mini?max_side=512"`` -> the model name and typed options."""
+    return spec_options(name, _OPTION_TYPES, "openai captioner")
 
 
 def load_openai_captioner(name: str, **options: Any) -> OpenAIVisionCaptioner:

@@ -13,8 +13,9 @@ import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
+from ipo_vlm.registry import spec_options
 from ipo_vlm.errors import BackendError, ConfigError, LLMError
 from ipo_vlm.llm.base import LLMRequest, LLMResponse
 from ipo_vlm.llm.constraint import RESPONSE_FORMATS, response_format
@@ -193,17 +194,8 @@ class OpenAIChat:
 
 
 def parse_spec_options(name: str) -> tuple[str, dict[str, Any]]:
-    """``"gpt-4o-mini?concurrency=8"`` -> ``("gpt-4o-mini", {"concurrency": 8})``."""
-    model, _, query = name.partition("?")
-    options: dict[str, Any] = {}
-    for key, value in parse_qsl(query, keep_blank_values=True):
-        if key not in _OPTION_TYPES:
-            raise ConfigError(f"unknown openai option {key!r}; known: {', '.join(sorted(_OPTION_TYPES))}")
-        try:
-            options[key] = _OPTION_TYPES[key](value)
-        except ValueError:
-            raise ConfigError(f"bad value for openai option {key!r}: {value!r}") from None
-    return model, options
+    """``"gpt-4o-mini?concurrency=8"`` -> the model name and typed options."""
+    return spec_options(name, _OPTION_TYPES, "openai")
 
 
 def load_openai(name: str, **options: Any) -> OpenAIChat:
