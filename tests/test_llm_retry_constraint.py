@@ -63,7 +63,7 @@ def test_parse_retry_after_forms() -> None:
 def grammar_regex(grammar: str, placeholder: str) -> re.Pattern[str]:
     """A regex with the meaning of the generated grammar, to check strings against it."""
     first = re.escape(placeholder[0])
-    line = rf"(?:[^\n{first}\-*#0-9 \t][^\n{first}]*)?{re.escape(placeholder)}[^\n{first}]*\n+"
+    line = rf"(?:[^\n{first}\-*#0-9 \t][^\n{first}]{{0,299}})?{re.escape(placeholder)}[^\n{first}]{{0,300}}\n+"
     n = grammar.splitlines()[0].count("line")
     return re.compile("".join(rf"{k}\. {line}" for k in range(1, n + 1)))
 
@@ -72,7 +72,10 @@ def test_template_grammar_structure() -> None:
     g = template_grammar(OutputConstraint(3))
     assert g.splitlines()[0] == 'root ::= "1. " line "2. " line "3. " line'
     rx = grammar_regex(g, "<CLASS>")
-    assert rx.fullmatch("1. a photo of a <CLASS>.\n2. an <CLASS> in the wild, very long " + "x" * 400 + "\n3. <CLASS> art\n")
+    assert rx.fullmatch("1. a photo of a <CLASS>.\n2. an <CLASS> in the wild, very long " + "x" * 250 + "\n3. <CLASS> art\n")
+    # a runaway side stops at max_chars (300), so a cut line is always too long to be accepted
+    assert not rx.fullmatch("1. a photo of a <CLASS>.\n2. an <CLASS> " + "x" * 300 + "\n3. <CLASS> art\n")
+    assert "{0,300}" in g and "{0,299}" in g
     assert not rx.fullmatch("1. a <CLASS> and <CLASS>\n2. b <CLASS>\n3. c <CLASS>\n")  # two placeholders
     assert not rx.fullmatch("1. a photo\n2. b <CLASS>\n3. c <CLASS>\n")  # none
     assert not rx.fullmatch("1. - a <CLASS>\n2. b <CLASS>\n3. c <CLASS>\n")  # a second list marker

@@ -1,9 +1,10 @@
 """Turn an ``OutputConstraint`` into what a backend understands: a GBNF grammar for llama.cpp,
 a ``response_format`` for OpenAI-compatible servers.
 
-The grammar admits exactly ``n`` numbered lines, each a template holding the placeholder exactly once. It
-deliberately sets no length limit: a bounded repetition cut templates mid-word before, and
-over-long templates are rejected later by the optimizer's parser (``max_chars``)."""
+The grammar admits exactly ``n`` numbered lines, each a template holding the placeholder exactly
+once. Its length bound sits at the parser's own limit (``max_chars`` on each side of the
+placeholder): a cap below it once cut templates mid-word into accepted candidates; at the limit,
+a cut line is always rejected, and a runaway line cannot eat a whole call's token budget."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from ipo_vlm.errors import ConfigError
 from ipo_vlm.llm.base import OutputConstraint
 
 #: bump whenever the grammar or schema for a constraint changes: it is part of the response-cache key
-CONSTRAINT_VERSION = 2
+CONSTRAINT_VERSION = 3
 
 #: ``response_format`` styles an OpenAI-compatible backend can be told to use
 RESPONSE_FORMATS = ("json_schema", "json_object", "none")
@@ -51,13 +52,17 @@ def template_grammar(constraint: OutputConstraint) -> str:
     if constraint.n < 1:
         raise ConfigError(f"the output constraint needs n >= 1, got {constraint.n}")
     first = _gbnf_char(ph[0])
+    # Each side of the placeholder may run to max_chars: a line the cap cuts is then always over
+    # max_chars and rejected by the parser, never accepted as a truncated template, while a
+    # runaway line costs ~max_chars/4 tokens instead of the whole max_tokens.
+    cap = max(1, constraint.max_chars)
     lines = " ".join(f'"{k}. " line' for k in range(1, constraint.n + 1))
     return "\n".join(
         [
             f"root ::= {lines}",
             f"line ::= head? {_gbnf_literal(ph)} tail \"\\n\"+",
-            f"head ::= [^\\n{first}\\-*#0-9 \\t] [^\\n{first}]*",
-            f"tail ::= [^\\n{first}]*",
+            f"head ::= [^\\n{first}\\-*#0-9 \\t] [^\\n{first}]{{0,{cap - 1}}}",
+            f"tail ::= [^\\n{first}]{{0,{cap}}}",
             "",
         ]
     )
