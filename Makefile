@@ -46,8 +46,11 @@ deps: $(VENV)/.stamp-core $(VENV)/.stamp-llama $(VENV)/.stamp-model
 
 model: $(VENV)/.stamp-model
 
+# pytest exits 5 when it collected no test: that is a failure too, and said so.
 test: deps $(FASHION_DIR)
-	$(PY) -m pytest -q
+	@$(PY) -m pytest -q; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: no tests were collected"; fi; \
+	if [ $$rc -ne 0 ]; then echo "make test: pytest exited with $$rc"; fi; exit $$rc
 
 # The quick loop while developing: skips tests marked slow.
 test-fast: $(VENV)/.stamp-core
