@@ -10,7 +10,7 @@ prompt prefix; the memory and the closing instruction, which change every step, 
 The memory is shown in the very line format the answer must take (minus the scores), with
 the placeholder spelled as the LLM has to write it."""
 
-PROMPT_VERSION = "pop-2"
+PROMPT_VERSION = "pop-1"
 
 SYSTEM_PROMPT = (
     "You write prompt templates for a CLIP image classifier. "
@@ -34,6 +34,5 @@ MEMORY_EMPTY = "Templates so far: none yet."
 CLOSING_INSTRUCTION = (
     "Write {n} new templates, different from all above, that reach higher accuracy and lower "
     "loss. Vary the wording: photo style, viewpoint, background, material, setting. "
-    "Keep each template short, under 25 words. "
     "One template per line, each with {placeholder} once, without scores, nothing else."
 )
