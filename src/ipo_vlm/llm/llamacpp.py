@@ -11,6 +11,7 @@ keyword arguments: ``n_ctx``, ``n_threads``, ``seed``, ``reuse_prefix``."""
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import random
@@ -54,7 +55,21 @@ def shared_llama(path: Path, n_ctx: int, n_threads: int) -> Any:
             except (ValueError, RuntimeError) as e:
                 raise BackendError(f"cannot load GGUF model {path}: {e}") from None
             log.info("loaded %s in %.1fs", path.name, time.perf_counter() - start)
+            if len(_INSTANCES) == 1:
+                atexit.register(close_shared_llamas)
         return _INSTANCES[key]
+
+
+def close_shared_llamas() -> None:
+    """Free the models while the interpreter is still whole: left to ``Llama.__del__`` at
+    shutdown, llama-cpp-python's cleanup finds its globals already gone and prints a TypeError."""
+    with _INSTANCES_LOCK:
+        for llama in _INSTANCES.values():
+            try:
+                llama.close()
+            except Exception:  # best effort at exit; nothing left to save
+                log.debug("closing a llama.cpp model failed", exc_info=True)
+        _INSTANCES.clear()
 
 
 def _common_prefix(a: Any, b: Any) -> int:
