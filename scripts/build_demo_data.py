@@ -11,7 +11,6 @@ Usage: python scripts/build_demo_data.py [--source DIR] [--out DIR]
 from __future__ import annotations
 
 import argparse
-import gzip
 import hashlib
 import io
 import json
@@ -21,22 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
-SOURCE = Path("/usr/share/datasets/fashion-mnist")
+from ipo_vlm.data.demo import FASHION_MNIST_DIR, read_fashion_mnist
+
 OUT = Path(__file__).resolve().parents[1] / "src" / "ipo_vlm" / "assets" / "demo_data"
 NPZ_NAME = "fashion_mnist_demo.npz"
 # Images per class in each pool. train/val come from the 60k training set (disjoint),
 # test from the 10k test set.
 PER_CLASS = {"train": 200, "val": 20, "test": 200}
 SALT = "ipo-demo-v1"
-
-
-def read_idx(path: Path) -> np.ndarray:
-    """An IDX file (the MNIST format): big-endian header, then raw uint8 data."""
-    with gzip.open(path, "rb") as f:
-        raw = f.read()
-    ndim = raw[3]
-    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
 def ranked(indices: np.ndarray, pool: str) -> list[int]:
@@ -77,7 +68,7 @@ def sha256_file(path: Path) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--source", type=Path, default=SOURCE)
+    ap.add_argument("--source", type=Path, default=FASHION_MNIST_DIR)
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args(argv)
     files = {
@@ -89,7 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     missing = [n for n in files.values() if not (args.source / n).exists()]
     if missing:
         sys.exit(f"missing {', '.join(missing)} in {args.source}; install Debian's dataset-fashion-mnist")
-    src = {k: read_idx(args.source / v) for k, v in files.items()}
+    src: dict[str, np.ndarray] = {}
+    for split in ("train", "test"):
+        src[f"{split}_images"], src[f"{split}_labels"] = read_fashion_mnist(split, args.source)
     from_train = pick(src["train_labels"], "train", {"train": PER_CLASS["train"], "val": PER_CLASS["val"]})
     from_test = pick(src["test_labels"], "test", {"test": PER_CLASS["test"]})
     arrays: dict[str, np.ndarray] = {}

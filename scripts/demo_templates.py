@@ -11,15 +11,13 @@ and their harmonic mean H, on a Fashion-MNIST test split.
 from __future__ import annotations
 
 import argparse
-import gzip
 from pathlib import Path
 
 import numpy as np
 
+from ipo_vlm.data.demo import CLASSNAMES, read_fashion_mnist
 from ipo_vlm.vlm.demo import assets_dir, load_demo
 
-FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
-CLASSNAMES = ("t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot")
 
 
 def read_templates(path: Path | None = None) -> list[str]:
@@ -31,15 +29,8 @@ def read_templates(path: Path | None = None) -> list[str]:
 
 def debian_test() -> tuple[np.ndarray, np.ndarray]:
     """(n, 28, 28) float32 in [0, 1] and labels of the Debian test split."""
-
-    def idx(name: str) -> np.ndarray:
-        with gzip.open(FASHION_DIR / name, "rb") as f:
-            data = f.read()
-        ndim = data[3]
-        shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-        return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(shape)
-
-    return idx("t10k-images-idx3-ubyte.gz").astype(np.float32) / 255.0, idx("t10k-labels-idx1-ubyte.gz").astype(np.int64)
+    images, labels = read_fashion_mnist("test")
+    return images.astype(np.float32) / 255.0, labels.astype(np.int64)
 
 
 def bundled_test() -> tuple[np.ndarray, np.ndarray]:

@@ -22,7 +22,6 @@ Seeded and deterministic; under a minute on 2 idle CPU cores. Writes
 from __future__ import annotations
 
 import argparse
-import gzip
 import itertools
 import json
 import logging
@@ -33,6 +32,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ipo_vlm.data.demo import CLASSNAMES as DEMO_CLASSNAMES
+from ipo_vlm.data.demo import read_fashion_mnist
 from ipo_vlm.vlm.demo import (
     DEFAULT_ARCH,
     WEIGHTS_NAME,
@@ -44,9 +45,8 @@ from ipo_vlm.vlm.demo import (
 
 log = logging.getLogger("train_demo_vlm")
 
-FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 #: label order of Fashion-MNIST; the first five are the demo's base classes
-CLASSNAMES = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot"]
+CLASSNAMES = list(DEMO_CLASSNAMES)
 #: the caption templates seen in training; ``{}`` receives "<attributes> <class>"
 CAPTION_TEMPLATES = [
     "a photo of a {}.",
@@ -70,19 +70,8 @@ N_ATTR = len(ATTRIBUTES)
 OMITTED = 2  # value code of an attribute the caption does not mention
 
 
-def read_idx(path: Path) -> np.ndarray:
-    """An IDX file (the MNIST format) as a uint8 array."""
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    ndim = data[3]
-    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
-
-
 def load_fashion(split: str) -> tuple[np.ndarray, np.ndarray]:
-    prefix = "train" if split == "train" else "t10k"
-    images = read_idx(FASHION_DIR / f"{prefix}-images-idx3-ubyte.gz")
-    labels = read_idx(FASHION_DIR / f"{prefix}-labels-idx1-ubyte.gz")
+    images, labels = read_fashion_mnist(split)
     return images, labels.astype(np.int64)
 
 

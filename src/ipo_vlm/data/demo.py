@@ -29,9 +29,30 @@ CLASSNAMES = ("t-shirt", "trouser", "pullover", "dress", "coat",
               "sandal", "shirt", "sneaker", "bag", "ankle boot")
 TEMPLATE = "a photo of a {}."
 DOMAIN = "clothing item"
+#: Debian's ``dataset-fashion-mnist``: the original files, read only by the scripts that rebuild
+#: the bundled assets (the demo data and the demo VLM) and by their full-test-split checks
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 _lock = threading.Lock()
 _cache: dict[Path, dict[str, Any]] = {}
+
+
+def read_fashion_mnist(split: str, source: Path = FASHION_MNIST_DIR) -> tuple["np.ndarray", "np.ndarray"]:
+    """The original ``"train"`` (60k) or ``"test"`` (10k) split as uint8 images (n, 28, 28) and
+    uint8 labels, from the gzipped IDX files (big-endian header, then raw bytes)."""
+    import gzip
+
+    import numpy as np
+
+    def read_idx(path: Path) -> np.ndarray:
+        with gzip.open(path, "rb") as f:
+            raw = f.read()
+        ndim = raw[3]
+        shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+        return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+    prefix = "train" if split == "train" else "t10k"
+    return read_idx(source / f"{prefix}-images-idx3-ubyte.gz"), read_idx(source / f"{prefix}-labels-idx1-ubyte.gz")
 
 
 def _load_arrays(asset_dir: Path) -> dict[str, "np.ndarray"]:
