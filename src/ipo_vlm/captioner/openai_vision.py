@@ -13,7 +13,6 @@ import random
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
 
 from ipo_vlm.captioner.images import IMAGE_FORMATS, image_data_url
 from ipo_vlm.registry import spec_options
@@ -31,13 +30,6 @@ _OPTION_TYPES: dict[str, type] = {
     "concurrency": int, "timeout": float, "max_retries": int, "base_delay": float, "max_delay": float,
 }
 _DETAILS = ("auto", "low", "high")
-
-
-def _public_url(url: str) -> str:
-    """The base URL without credentials, query or fragment: safe in ids, records and cache keys."""
-    parts = urlsplit(url)
-    netloc = f"{parts.hostname or ''}:{parts.port}" if parts.port else parts.hostname or ""
-    return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
 
 
 def _one_line(text: str, limit: int = 200) -> str:
@@ -68,7 +60,7 @@ class OpenAIVisionCaptioner:
         self.image_format, self.detail, self.concurrency = image_format, detail, concurrency
         self.retry = retry or RetryPolicy(max_retries=self.settings.max_retries)
         self._rng = random.Random(0)  # seeded jitter: a run's waits can be replayed
-        base = _public_url(self.settings.base_url)
+        base = self.settings.public_base_url()
         where = "" if base == DEFAULT_BASE_URL else f"@{base}"
         # Everything that changes the answer is in the id, hence in the description cache key.
         params = f"max_tokens={max_tokens},temperature={temperature:g},max_side={max_side},{image_format}"
@@ -81,12 +73,7 @@ class OpenAIVisionCaptioner:
         return self._client
 
     def _scrub(self, text: str) -> str:
-        """Remove the key from a server's message (some echo the request back)."""
-        try:
-            key = self.settings.api_key()
-        except BackendError:
-            return _one_line(text)
-        return _one_line(text.replace(key, "***") if len(key) >= 4 else text)
+        return _one_line(self.settings.scrub(text))
 
     def _messages(self, image: "Image.Image", instruction: str) -> list[dict[str, Any]]:
         image_url: dict[str, str] = {"url": image_data_url(image, self.image_format, self.max_side)}
@@ -113,7 +100,7 @@ class OpenAIVisionCaptioner:
         except openai.APITimeoutError:
             raise Retryable(BackendError(f"captioner {self.model}: timed out after {self.settings.timeout_s:g}s")) from None
         except openai.APIConnectionError:
-            where = _public_url(self.settings.base_url)
+            where = self.settings.public_base_url()
             raise Retryable(BackendError(f"captioner {self.model}: cannot reach {where}")) from None
         except (openai.APIResponseValidationError, ValueError) as e:
             raise Retryable(BackendError(f"captioner {self.model}: malformed response ({type(e).__name__})")) from None

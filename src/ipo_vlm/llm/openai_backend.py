@@ -13,7 +13,6 @@ import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from ipo_vlm.registry import spec_options
 from ipo_vlm.errors import BackendError, ConfigError, LLMError
@@ -33,14 +32,6 @@ _OPTION_TYPES: dict[str, type] = {
     "base_delay": float,
     "max_delay": float,
 }
-
-
-def _public_url(url: str) -> str:
-    """The base URL without user info, query or fragment, safe to record and to hash."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
 
 
 class OpenAIChat:
@@ -72,7 +63,7 @@ class OpenAIChat:
         self.retry = retry or RetryPolicy(max_retries=self.settings.max_retries)
         # Jitter only from a seeded generator, so that a run's waits can be replayed.
         self.rng = rng if rng is not None else random.Random(0)
-        base = _public_url(self.settings.base_url)
+        base = self.settings.public_base_url()
         self.model_id = f"openai:{model}" if base == DEFAULT_BASE_URL else f"openai:{model}@{base}"
         self._client: Any = None
 
@@ -83,12 +74,7 @@ class OpenAIChat:
         return self._client
 
     def _scrub(self, text: str) -> str:
-        """Remove the key from a server's message (some echo it back)."""
-        try:
-            key = self.settings.api_key()
-        except BackendError:
-            return text
-        return text.replace(key, "***") if key and len(key) >= 4 else text
+        return self.settings.scrub(text)
 
     def check(self) -> None:
         """Preflight before any work: the key is set and the server answers ``GET /models``.
@@ -97,7 +83,7 @@ class OpenAIChat:
         client = self._get_client().with_options(timeout=min(self.settings.timeout_s, 10.0))
         import openai  # importable now: the client above raised BackendError otherwise
 
-        where = _public_url(self.settings.base_url)
+        where = self.settings.public_base_url()
         try:
             listed = [m.id for m in client.models.list()]
         except openai.AuthenticationError:

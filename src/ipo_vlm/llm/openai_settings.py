@@ -33,6 +33,24 @@ class OpenAISettings:
             return "not-needed"
         raise BackendError("OPENAI_API_KEY is not set (or set OPENAI_BASE_URL to a local OpenAI-compatible server)")
 
+    def public_base_url(self) -> str:
+        """The base URL without credentials, query or fragment: safe in ids, records, messages
+        and cache keys."""
+        from urllib.parse import urlsplit, urlunsplit
+
+        parts = urlsplit(self.base_url)
+        host = parts.hostname or ""
+        netloc = f"{host}:{parts.port}" if parts.port else host
+        return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+
+    def scrub(self, text: str) -> str:
+        """``text`` with the API key replaced by ``***`` (some servers echo the request back)."""
+        try:
+            key = self.api_key()
+        except BackendError:
+            return text
+        return text.replace(key, "***") if len(key) >= 4 else text
+
     def client(self) -> Any:
         """An ``openai.OpenAI`` client. Retries are ours (bounded, honouring Retry-After), so the
         SDK's own are switched off."""
