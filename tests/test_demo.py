@@ -32,8 +32,11 @@ def test_demo_runs_the_whole_pipeline_and_prints_the_table(tmp_path, capsys):
     assert result["steps_done"] == 2 and result["vlm"] == "demo:fashion"
     assert result["handcrafted"]["template"] != "" and result["baseline"]["template"] == "a photo of a {}."
     assert "baseline" in printed and "optimized" in printed and str(out) in printed
-    descriptions = (out / "descriptions.jsonl").read_text().splitlines()
-    assert descriptions and all(json.loads(l) for l in descriptions)
+    descriptions = [json.loads(l) for l in (out / "descriptions.jsonl").read_text().splitlines()]
+    assert len(descriptions) == 16 * 5 and len({d["ref"] for d in descriptions}) == 80
+    classnames = json.loads((out / "split.json").read_text())["base_classnames"]
+    for d in descriptions:
+        assert d["text"].strip() and not any(name.lower() in d["text"].lower() for name in classnames)
     first_prompt = json.loads((out / "llm_calls.jsonl").read_text().splitlines()[0])
     assert first_prompt["step"] == 1
 

@@ -39,12 +39,14 @@ def test_random_insertions_keep_the_true_top_k(seed: int) -> None:
             step=rng.randint(0, 6),
             source=rng.choice(["seed", "llm"]),
         )
-        for _ in range(rng.randint(0, 80))
+        # always more entries than the memory holds, so eviction is exercised on every seed
+        for _ in range(rng.randint(3 * k, 80))
     ]
     memory = Memory(size=k)
     for entry in entries:
         memory.add(entry)
     assert memory.entries == _reference_top_k(entries, k)
+    assert len(memory) == min(k, len({normalize_key(e.template) for e in entries}))
     assert len({normalize_key(e.template) for e in memory}) == len(memory)
 
 

@@ -64,7 +64,17 @@ def test_result_fields_and_the_selected_template_is_the_true_best(tmp_path, refe
     assert reference["best_template"] == best["template"] and reference["best_train_acc"] == best["train_acc"]
     assert reference["steps_done"] == 5 and reference["complete"]
     assert {reference["baseline"]["template"], reference["handcrafted"]["template"]} == {"a photo of a {}.", FakeDataset().info.template}
-    assert reference["valid_rate"] == reference["candidates_valid"] / reference["candidates_returned"]
+    # the per-call counts (written by the LLM session as each answer came back) agree with the
+    # result's totals (summed from steps.jsonl); every scripted answer has exactly 4 lines
+    calls = [json.loads(l) for l in (tmp_path / "ref" / "llm_calls.jsonl").read_text().splitlines()]
+    assert reference["llm_calls"] == len(calls) >= 5
+    assert reference["candidates_returned"] == sum(c["returned"] for c in calls) == 4 * len(calls)
+    assert reference["candidates_valid"] == sum(c["valid"] for c in calls)
+    assert 0 < reference["valid_rate"] <= 1
+    per_step: dict[int, int] = {}
+    for c in calls:
+        per_step[c["step"]] = per_step.get(c["step"], 0) + c["valid"]
+    assert len(history) == 2 + sum(min(3, v) for v in per_step.values())
     assert reference["llm_tokens_in"] > 0
     # the baselines were scored like any candidate, as seeds
     assert [r["source"] for r in history[:2]] == ["seed", "seed"]
