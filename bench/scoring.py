@@ -143,7 +143,7 @@ def unit_rows(n: int, d: int, rng: np.random.Generator) -> np.ndarray:
 
 def engine_rate(vlm, n_images: int, n_cands: int, offset: int, rng) -> tuple[float, float]:
     """(seconds per candidate, share outside the text forward), 5 candidates per call as in a step."""
-    from ipo_vlm.scoring import Scorer
+    from ipo_vlm.engine.scoring import Scorer
 
     feats = unit_rows(n_images, 512, rng)
     labels = np.arange(n_images) % len(FLOWERS_BASE)
@@ -163,7 +163,8 @@ def naive_candidate(vlm, images, labels, template: str) -> tuple[float, float, n
     """Re-encode the images and the 51 prompts padded to 77, then score.
 
     Returns (image seconds, text+score seconds, the image features, (accuracy, loss))."""
-    from ipo_vlm.scoring import accuracy_and_loss, fill
+    from ipo_vlm.engine.scoring import accuracy_and_loss
+    from ipo_vlm.prompting.placeholders import fill
 
     start = time.perf_counter()
     feats = vlm.encode_images(images)
@@ -176,7 +177,7 @@ def naive_candidate(vlm, images, labels, template: str) -> tuple[float, float, n
 def naive_cost(vlm, n_images: int, rng) -> tuple[float, float]:
     """(seconds per image, seconds for 51 prompts at 77 tokens) of the naive way, after checking
     that the engine, given the same images' features once, returns the same numbers."""
-    from ipo_vlm.scoring import Scorer
+    from ipo_vlm.engine.scoring import Scorer
 
     images = random_images(n_images, rng)
     labels = np.arange(n_images) % len(FLOWERS_BASE)
@@ -192,7 +193,7 @@ def padding_speedup(vlm, n_cands: int, reps: int) -> tuple[float, float, float]:
     """(77 / longest, longest / shared-prefix) time ratios, max abs difference to padding to 77.
 
     Modes are interleaved and the fastest of ``reps`` rounds kept: the CPU may be shared."""
-    from ipo_vlm.scoring import fill
+    from ipo_vlm.prompting.placeholders import fill
 
     texts = [fill(t, c) for t in candidates(n_cands, 200) for c in FLOWERS_BASE]
     seconds: dict = {}

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ipo_vlm.data.demo import FASHION_MNIST_DIR, read_fashion_mnist
+from ipo_vlm.io.hashing import sha256_file
 
 OUT = Path(__file__).resolve().parents[1] / "src" / "ipo_vlm" / "assets" / "demo_data"
 NPZ_NAME = "fashion_mnist_demo.npz"
@@ -60,10 +61,6 @@ def deterministic_npz(arrays: dict[str, np.ndarray]) -> bytes:
             info.compress_type = zipfile.ZIP_DEFLATED
             zf.writestr(info, member.getvalue(), compresslevel=9)
     return buf.getvalue()
-
-
-def sha256_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def main(argv: list[str] | None = None) -> int:

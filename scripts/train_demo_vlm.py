@@ -40,8 +40,8 @@ from ipo_vlm.vlm.demo import (
     assets_dir,
     build_image_tower,
     load_demo,
-    sha256_file,
 )
+from ipo_vlm.io.hashing import sha256_file
 
 log = logging.getLogger("train_demo_vlm")
 

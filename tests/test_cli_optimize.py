@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from ipo_vlm.cli.main import main
-from ipo_vlm.rundir import RunDir
+from ipo_vlm.runs.rundir import RunDir
 
 ADJ = ["bright", "dark", "small", "large", "close-up", "blurry", "clean", "cropped", "studio", "folded", "worn", "grayscale"]
 NOUNS = ["photo", "picture", "image", "snapshot", "render"]
@@ -68,7 +68,7 @@ def test_optimize_writes_a_complete_run_directory(env, capsys):
         b, n = r["base_acc"], r["novel_acc"]
         assert r["hm"] == pytest.approx(2 * b * n / (b + n) if b + n else 0.0)
     assert result["baseline"]["template"] == "a photo of a {}."
-    history = RunDir(out).history()
+    history = RunDir(out).history_records()
     best = max(history, key=lambda r: (r["train_acc"], -r["train_loss"]))
     assert result["best_template"] == best["template"]
     assert result["llm_tokens_in"] > 0 and result["llm_tokens_out"] > 0
@@ -103,7 +103,7 @@ def test_resume_with_more_steps_continues_and_other_settings_are_refused(env, ca
     ref = tmp_path / "ref"
     assert main(base_args(env, ref)) == 0
     strip = lambda rs: [{k: v for k, v in r.items() if k != "llm_call_id"} for r in rs]  # noqa: E731
-    assert strip(RunDir(out).history()) == strip(RunDir(ref).history())
+    assert strip(RunDir(out).history_records()) == strip(RunDir(ref).history_records())
     capsys.readouterr()
     assert main(["optimize", "--out", str(out), "--resume", "--candidates", "2"]) == 2
     assert "optimize.candidates" in capsys.readouterr().err
@@ -162,7 +162,7 @@ def test_kill_9_mid_run_then_resume_equals_an_uninterrupted_run(env, tmp_path):
     assert not (out / "result.json").exists()
     assert main(["optimize", "--out", str(out), "--resume"]) == 0
     strip = lambda rs: [{k: v for k, v in r.items() if k != "llm_call_id"} for r in rs]  # noqa: E731
-    assert strip(RunDir(out).history()) == strip(RunDir(ref).history())
+    assert strip(RunDir(out).history_records()) == strip(RunDir(ref).history_records())
     a, b = (json.loads((d / "result.json").read_text()) for d in (out, ref))
     for key in ("best_template", "base_acc", "novel_acc", "hm", "steps_done", "baseline"):
         assert a[key] == b[key]

@@ -10,7 +10,8 @@ import pytest
 
 from ipo_vlm.config import PRESETS, RunConfig, preset
 from ipo_vlm.errors import ConfigError, IpoError
-from ipo_vlm.jsonio import append_jsonl, atomic_write_json, read_jsonl, repair_jsonl, sha256_json
+from ipo_vlm.io.jsonio import append_jsonl, atomic_write_json, read_jsonl, repair_jsonl
+from ipo_vlm.io.hashing import sha256_json
 from ipo_vlm.registry import Registry, split_spec
 
 

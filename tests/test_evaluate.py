@@ -7,9 +7,12 @@ import numpy as np
 import pytest
 
 from ipo_vlm.errors import ConfigError
-from ipo_vlm.evaluate import TestSetEvaluator, check_template, evaluate_on, harmonic_mean
-from ipo_vlm.result import candidate_stats, select_best
-from ipo_vlm.rundir import StepRecord
+from ipo_vlm.engine.evaluate import TestSetEvaluator, evaluate_on, harmonic_mean
+from ipo_vlm.methods.base import StepRecord
+from ipo_vlm.prompting.placeholders import require_template
+from ipo_vlm.runs.result import candidate_stats
+from ipo_vlm.runs.select import select_best
+from ipo_vlm.scored import ScoredTemplate
 
 
 def test_harmonic_mean():
@@ -18,22 +21,23 @@ def test_harmonic_mean():
     assert harmonic_mean(1.0, 0.0) == 0.0
 
 
-def test_check_template_needs_exactly_one_placeholder():
-    assert check_template("a {} here") == "a {} here"
-    for bad in ("no placeholder", "{} and {}"):
-        with pytest.raises(ConfigError):
-            check_template(bad)
+def test_a_user_template_needs_exactly_one_placeholder_and_no_other_brace():
+    assert require_template("a {} here") == "a {} here"
+    assert require_template("a {0.__class__} {}") == "a {0.__class__} {}"  # filled by replace: inert
+    for bad in ("no placeholder", "{} and {}", "", "  "):
+        with pytest.raises(ConfigError, match="placeholder"):
+            require_template(bad)
 
 
 def test_select_best_by_train_then_loss_or_by_val():
     history = [
-        {"template": "a", "train_acc": 0.9, "train_loss": 0.5, "val_acc": 0.5, "val_loss": 1.0, "step": 0},
-        {"template": "b", "train_acc": 0.9, "train_loss": 0.4, "val_acc": 0.6, "val_loss": 1.0, "step": 1},
-        {"template": "c", "train_acc": 0.8, "train_loss": 0.1, "val_acc": 0.7, "val_loss": 2.0, "step": 2},
+        ScoredTemplate("a", 0.9, 0.5, step=0, val_accuracy=0.5, val_loss=1.0),
+        ScoredTemplate("b", 0.9, 0.4, step=1, val_accuracy=0.6, val_loss=1.0),
+        ScoredTemplate("c", 0.8, 0.1, step=2, val_accuracy=0.7, val_loss=2.0),
     ]
-    assert select_best(history, None, "train")["template"] == "b"
-    assert select_best(history, None, "val")["template"] == "c"
-    assert select_best(history, ["a", "b"], "val")["template"] == "b"
+    assert select_best(history, None, "train").template == "b"
+    assert select_best(history, None, "val").template == "c"
+    assert select_best(history, ["a", "b"], "val").template == "b"
     with pytest.raises(ConfigError):
         select_best(history, ["zzz"], "train")
 
@@ -58,7 +62,7 @@ def tiny(tmp_path_factory):
 
 
 def reference_accuracy(vlm, ds, samples, classnames, template):
-    from ipo_vlm.features import FeatureStore
+    from ipo_vlm.engine.features import FeatureStore
 
     img = FeatureStore(vlm).features(ds, samples)  # cached image features; the rest is independent
     txt = vlm.encode_texts([template.replace("{}", c) for c in classnames])

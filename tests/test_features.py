@@ -14,7 +14,7 @@ from PIL import Image
 
 from ipo_vlm.data.base import Dataset, DatasetInfo, Sample
 from ipo_vlm.errors import DataError
-from ipo_vlm.features import FeatureStore, VectorLog, key_bytes
+from ipo_vlm.engine.features import FeatureStore, VectorLog, key_bytes
 
 
 class PngDataset(Dataset):
@@ -129,7 +129,7 @@ def test_torn_tail_and_junk_segments_are_ignored(tmp_path: Path) -> None:
 _WRITER = """
 import sys, numpy as np
 from pathlib import Path
-from ipo_vlm.features import VectorLog, key_bytes
+from ipo_vlm.engine.features import VectorLog, key_bytes
 log = VectorLog(Path(sys.argv[1]))
 tag = sys.argv[2]
 for i in range(50):

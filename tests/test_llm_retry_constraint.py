@@ -103,13 +103,13 @@ def test_response_format_styles() -> None:
 
 
 def test_cache_key_covers_the_constraint_version(monkeypatch) -> None:
-    from ipo_vlm.jsonio import sha256_json
-    from ipo_vlm.llm import constraint
+    from ipo_vlm.io.hashing import sha256_json
+    from ipo_vlm.llm import base as llm_base
     from ipo_vlm.llm.base import LLMRequest
 
     req = LLMRequest(messages=(("user", "hi"),), constraint=OutputConstraint(3))
     before = sha256_json(req.cache_payload("m"))
-    monkeypatch.setattr(constraint, "CONSTRAINT_VERSION", constraint.CONSTRAINT_VERSION + 1)
+    monkeypatch.setattr(llm_base, "CONSTRAINT_VERSION", llm_base.CONSTRAINT_VERSION + 1)
     assert sha256_json(req.cache_payload("m")) != before
     plain = LLMRequest(messages=(("user", "hi"),))
     assert "constraint_version" not in plain.cache_payload("m")

@@ -7,15 +7,16 @@ import random
 
 import pytest
 
-from ipo_vlm.memory import Memory, MemoryEntry
+from ipo_vlm.methods.ipo.memory import Memory
+from ipo_vlm.scored import ScoredTemplate
 from ipo_vlm.prompting import normalize_key
 
 
-def _reference_top_k(entries: list[MemoryEntry], k: int) -> list[MemoryEntry]:
+def _reference_top_k(entries: list[ScoredTemplate], k: int) -> list[ScoredTemplate]:
     """Sorted reference: best accuracy, then lowest loss, then earliest step, then first offered;
     among equal keys only the best-ranked one counts."""
     order = sorted(range(len(entries)), key=lambda i: (-entries[i].accuracy, entries[i].loss, entries[i].step, i))
-    kept: list[MemoryEntry] = []
+    kept: list[ScoredTemplate] = []
     keys: set[str] = set()
     for i in order:
         key = normalize_key(entries[i].template)
@@ -31,7 +32,7 @@ def test_random_insertions_keep_the_true_top_k(seed: int) -> None:
     k = rng.randint(1, 12)
     words = ["photo", "Photo", "sketch", "painting", "render"]
     entries = [
-        MemoryEntry(
+        ScoredTemplate(
             template=f"a {rng.choice(words)} of a {{}} #{rng.randint(0, 30)}",
             # coarse values so that ties in accuracy, loss and step really happen
             accuracy=rng.randint(0, 10) / 10,
@@ -52,49 +53,49 @@ def test_random_insertions_keep_the_true_top_k(seed: int) -> None:
 
 def test_add_reports_whether_the_entry_entered() -> None:
     memory = Memory(size=2)
-    assert memory.add(MemoryEntry("a photo of a {}.", 0.5, 1.0, 0, "seed"))
-    assert memory.add(MemoryEntry("a sketch of a {}.", 0.7, 1.0, 1))
-    assert not memory.add(MemoryEntry("a bad {}.", 0.4, 0.1, 2))  # worse than both: stays out
-    assert memory.add(MemoryEntry("a great {}.", 0.9, 0.9, 2))  # evicts the worst
+    assert memory.add(ScoredTemplate("a photo of a {}.", 0.5, 1.0, 0, "seed"))
+    assert memory.add(ScoredTemplate("a sketch of a {}.", 0.7, 1.0, 1))
+    assert not memory.add(ScoredTemplate("a bad {}.", 0.4, 0.1, 2))  # worse than both: stays out
+    assert memory.add(ScoredTemplate("a great {}.", 0.9, 0.9, 2))  # evicts the worst
     assert [e.template for e in memory] == ["a great {}.", "a sketch of a {}."]
-    assert not memory.add(MemoryEntry("A  SKETCH of a {}.", 0.6, 0.5, 3))  # same key, ranks lower
-    assert memory.add(MemoryEntry("A  SKETCH of a {}.", 0.8, 0.5, 3))  # same key, ranks higher: replaces
+    assert not memory.add(ScoredTemplate("A  SKETCH of a {}.", 0.6, 0.5, 3))  # same key, ranks lower
+    assert memory.add(ScoredTemplate("A  SKETCH of a {}.", 0.8, 0.5, 3))  # same key, ranks higher: replaces
     assert [e.template for e in memory] == ["a great {}.", "A  SKETCH of a {}."]
 
 
 def test_ties_lower_loss_then_earlier_step_then_first_offered() -> None:
     memory = Memory(size=10)
-    memory.add(MemoryEntry("late {}", 0.5, 0.3, step=5))
-    memory.add(MemoryEntry("high loss {}", 0.5, 0.9, step=0))
-    memory.add(MemoryEntry("early {}", 0.5, 0.3, step=1))
-    memory.add(MemoryEntry("early twin {}", 0.5, 0.3, step=1))
+    memory.add(ScoredTemplate("late {}", 0.5, 0.3, step=5))
+    memory.add(ScoredTemplate("high loss {}", 0.5, 0.9, step=0))
+    memory.add(ScoredTemplate("early {}", 0.5, 0.3, step=1))
+    memory.add(ScoredTemplate("early twin {}", 0.5, 0.3, step=1))
     assert [e.template for e in memory] == ["early {}", "early twin {}", "late {}", "high loss {}"]
-    assert memory.best() == MemoryEntry("early {}", 0.5, 0.3, step=1)
+    assert memory.best() == ScoredTemplate("early {}", 0.5, 0.3, step=1)
 
 
 def test_for_prompt_is_ascending_with_best_last() -> None:
     memory = Memory.from_entries(
-        [MemoryEntry("a {}", 0.8, 0.2), MemoryEntry("b {}", 0.9, 0.5), MemoryEntry("c {}", 0.8, 0.7)], size=5
+        [ScoredTemplate("a {}", 0.8, 0.2), ScoredTemplate("b {}", 0.9, 0.5), ScoredTemplate("c {}", 0.8, 0.7)], size=5
     )
-    assert memory.for_prompt() == [("c {}", 0.8, 0.7), ("a {}", 0.8, 0.2), ("b {}", 0.9, 0.5)]
+    assert [(e.template, e.accuracy, e.loss) for e in memory.for_prompt()] == [("c {}", 0.8, 0.7), ("a {}", 0.8, 0.2), ("b {}", 0.9, 0.5)]
 
 
 def test_nan_scores_rank_last() -> None:
-    memory = Memory.from_entries([MemoryEntry("nan {}", math.nan, 0.1), MemoryEntry("ok {}", 0.0, 9.0)], size=1)
+    memory = Memory.from_entries([ScoredTemplate("nan {}", math.nan, 0.1), ScoredTemplate("ok {}", 0.0, 9.0)], size=1)
     assert [e.template for e in memory] == ["ok {}"]
 
 
 def test_empty_memory_and_containment() -> None:
     memory = Memory(size=3)
     assert memory.best() is None and len(memory) == 0 and memory.for_prompt() == []
-    memory.add(MemoryEntry("a photo of a {}.", 0.5, 1.0))
+    memory.add(ScoredTemplate("a photo of a {}.", 0.5, 1.0))
     assert "A photo of a <CLASS>." in memory and "a photo of a {}" not in memory
     assert memory.keys() == {"a photo of a {}."}
 
 
 def test_entry_round_trips_through_a_dict() -> None:
-    entry = MemoryEntry("a photo of a {}.", 0.625, 1.25, 3, "llm")
-    assert MemoryEntry.from_dict(entry.to_dict()) == entry
+    entry = ScoredTemplate("a photo of a {}.", 0.625, 1.25, 3, "llm")
+    assert ScoredTemplate.from_record(entry.to_record()) == entry
 
 
 def test_size_must_be_positive() -> None:

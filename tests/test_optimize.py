@@ -10,8 +10,8 @@ import pytest
 from ipo_vlm.captioner.base import NoCaptioner
 from ipo_vlm.config import preset
 from ipo_vlm.errors import ConfigError
-from ipo_vlm.optimize import Backends, optimize
-from ipo_vlm.rundir import RunDir
+from ipo_vlm.runs.optimize import Backends, optimize
+from ipo_vlm.runs.rundir import RunDir
 from ipo_vlm.testing.fakes import FakeDataset, FakeVLM
 from ipo_vlm.testing.scripted import ScriptedLLM
 
@@ -50,6 +50,7 @@ def kill_at(event, nth=1):
 
 
 def same(a, b):
+    a, b = a.to_dict(), b.to_dict()
     return {k: v for k, v in a.items() if k not in TIMING} == {k: v for k, v in b.items() if k not in TIMING}
 
 
@@ -59,23 +60,23 @@ def reference(tmp_path):
 
 
 def test_result_fields_and_the_selected_template_is_the_true_best(tmp_path, reference):
-    history = RunDir(tmp_path / "ref").history()
+    history = RunDir(tmp_path / "ref").history_records()
     best = max(history, key=lambda r: (r["train_acc"], -r["train_loss"]))
-    assert reference["best_template"] == best["template"] and reference["best_train_acc"] == best["train_acc"]
-    assert reference["steps_done"] == 5 and reference["complete"]
-    assert {reference["baseline"]["template"], reference["handcrafted"]["template"]} == {"a photo of a {}.", FakeDataset().info.template}
+    assert reference.best_template == best["template"] and reference.best_train_acc == best["train_acc"]
+    assert reference.steps_done == 5 and reference.complete
+    assert {reference.baseline.template, reference.handcrafted.template} == {"a photo of a {}.", FakeDataset().info.template}
     # the per-call counts (written by the LLM session as each answer came back) agree with the
     # result's totals (summed from steps.jsonl); every scripted answer has exactly 4 lines
     calls = [json.loads(l) for l in (tmp_path / "ref" / "llm_calls.jsonl").read_text().splitlines()]
-    assert reference["llm_calls"] == len(calls) >= 5
-    assert reference["candidates_returned"] == sum(c["returned"] for c in calls) == 4 * len(calls)
-    assert reference["candidates_valid"] == sum(c["valid"] for c in calls)
-    assert 0 < reference["valid_rate"] <= 1
+    assert reference.llm_calls == len(calls) >= 5
+    assert reference.candidates_returned == sum(c["returned"] for c in calls) == 4 * len(calls)
+    assert reference.candidates_valid == sum(c["valid"] for c in calls)
+    assert 0 < reference.valid_rate <= 1
     per_step: dict[int, int] = {}
     for c in calls:
         per_step[c["step"]] = per_step.get(c["step"], 0) + c["valid"]
     assert len(history) == 2 + sum(min(3, v) for v in per_step.values())
-    assert reference["llm_tokens_in"] > 0
+    assert reference.llm_tokens_in > 0
     # the baselines were scored like any candidate, as seeds
     assert [r["source"] for r in history[:2]] == ["seed", "seed"]
 
@@ -95,13 +96,13 @@ def test_kill_anywhere_then_resume_gives_the_uninterrupted_result(tmp_path, refe
 
 def test_select_on_val_scores_candidates_on_val_and_picks_by_val(tmp_path):
     result = optimize(config(select_on="val"), tmp_path / "val", backends=backends())
-    history = RunDir(tmp_path / "val").history()
+    history = RunDir(tmp_path / "val").history_records()
     assert all("val_acc" in r for r in history)
     # the memory holds the top 6 by training score; among those the best on val wins
     memory = sorted(history, key=lambda r: (-r["train_acc"], r["train_loss"], r["step"]))[:6]
     expected = max(memory, key=lambda r: (r["val_acc"], -r["val_loss"], r["train_acc"], -r["train_loss"]))
-    assert result["best_template"] == expected["template"]
-    assert result["select_on"] == "val" and result["best_val_acc"] == expected["val_acc"]
+    assert result.best_template == expected["template"]
+    assert result.select_on == "val" and result.best_val_acc == expected["val_acc"]
 
 
 def test_resume_with_a_changed_setting_is_refused_and_changes_nothing(tmp_path, reference):

@@ -10,13 +10,15 @@ from pathlib import Path
 import pytest
 
 from ipo_vlm.errors import ConfigError
-from ipo_vlm.jsonio import sha256_json
+from ipo_vlm.io.hashing import sha256_json
 from ipo_vlm.llm.cache import ResponseCache
 from ipo_vlm.llm.session import LLMSession
-from ipo_vlm.loop import LoopSettings, OptimizationLoop
-from ipo_vlm.memory import Memory
-from ipo_vlm.proposer import MetaPromptProposer
-from ipo_vlm.rundir import RunDir
+from ipo_vlm.config import DataConfig, LLMConfig, OptimizeConfig, RunConfig
+from ipo_vlm.methods.ipo.loop import OptimizationLoop
+from ipo_vlm.methods.ipo.memory import Memory
+from ipo_vlm.methods.ipo.proposer import MetaPromptProposer
+from ipo_vlm.runs.rundir import RunDir
+from ipo_vlm.scored import ScoredTemplate
 from ipo_vlm.testing.scripted import ScriptedLLM
 
 SEEDS = ["a photo of a {}.", "a photo of a {}, a type of garment."]
@@ -25,12 +27,14 @@ NOUNS = ["photo", "picture", "image", "snapshot", "render"]
 POOL = [f"a {a} {n} of a <CLASS>." for a in ADJECTIVES for n in NOUNS]
 
 
-def fake_score(templates):
-    """Deterministic pseudo-scores, a pure function of the template text."""
+def fake_score(templates, val=False):
+    """Deterministic pseudo-scores, a pure function of the template text (the validation
+    scores, when asked for, are the same numbers)."""
     out = []
     for t in templates:
         h = int(sha256_json(t)[:8], 16)
-        out.append(((h % 17) / 16, 0.5 + (h >> 8) % 1000 / 1000))
+        acc, loss = (h % 17) / 16, 0.5 + (h >> 8) % 1000 / 1000
+        out.append(ScoredTemplate(t, acc, loss, val_accuracy=acc if val else None, val_loss=loss if val else None))
     return out
 
 
@@ -47,9 +51,19 @@ def make_loop(run: Path, llm, steps=6, candidates=3, retries=1, budget=None, cac
     rundir = RunDir(run)
     cache = ResponseCache(cache_dir) if cache_dir else None
     session = LLMSession(llm, cache=cache, calls_path=rundir.llm_calls_path, max_total_tokens=budget, start_tokens=rundir.llm_tokens_spent())
-    settings = LoopSettings(steps=steps, candidates=candidates, max_retries_per_step=retries, seed=1)
+    config = RunConfig(
+        data=DataConfig(seed=1),
+        llm=LLMConfig(temperature=1.0, top_p=1.0, repeat_penalty=None, max_tokens=400),
+        optimize=OptimizeConfig(steps=steps, candidates=candidates, max_retries_per_step=retries),
+    )
     proposer = MetaPromptProposer("garment", candidates, ["a light, plain item"], "demo")
-    return OptimizationLoop(rundir, settings, session, proposer, fake_score, fake_score if val else None, Memory(memory_size), hook=hook)
+    score = (lambda ts: fake_score(ts, val=True)) if val else fake_score
+    return OptimizationLoop(rundir, config, session, proposer, score, Memory(memory_size), hook=hook)
+
+
+def ranked(pool):
+    """A pool as the memory ranks it (call ids differ between a run and its resumed twin)."""
+    return [(e.template, e.accuracy, e.loss, e.step, e.source) for e in pool]
 
 
 def start(run: Path, resume: bool, steps: int = 6) -> None:
@@ -69,18 +83,19 @@ def test_loop_keeps_true_best_and_records_every_candidate(tmp_path):
     start(tmp_path, resume=False)
     llm = ScriptedLLM(pool_answers())
     result = make_loop(tmp_path, llm).run(SEEDS)
-    history = RunDir(tmp_path).history()
+    history = RunDir(tmp_path).history_records()
     assert result.stopped == "done" and result.steps_done == 6
     assert [r["source"] for r in history[:2]] == ["seed", "seed"]
     templates = [r["template"] for r in history]
     assert len(set(templates)) == len(templates), "a template was scored twice"
     assert all("{}" in t and "<CLASS>" not in t for t in templates)
     true_best = max(history, key=lambda r: (r["train_acc"], -r["train_loss"]))
-    assert result.memory.best().template == true_best["template"]
+    assert result.pool[0].template == true_best["template"]
     top5 = sorted(history, key=lambda r: (-r["train_acc"], r["train_loss"], r["step"]))[:5]
-    assert {e.template for e in result.memory.entries} == {r["template"] for r in top5}
+    assert {e.template for e in result.pool} == {r["template"] for r in top5}
     for r in history:
-        assert (r["train_acc"], r["train_loss"]) == fake_score([r["template"]])[0]
+        scored = fake_score([r["template"]])[0]
+        assert (r["train_acc"], r["train_loss"]) == (scored.accuracy, scored.loss)
     calls = [json.loads(l) for l in (tmp_path / "llm_calls.jsonl").read_text().splitlines()]
     llm_ids = {r["llm_call_id"] for r in history if r["source"] == "llm"}
     assert llm_ids <= {c["id"] for c in calls}
@@ -102,7 +117,7 @@ def test_bad_outputs_are_rejected_and_retries_are_bounded(tmp_path):
     garbage = "\n".join(["T-shirt", "Trouser -> 0.82", "a {0.__class__} of <CLASS>", "", "<CLASS> and <CLASS>", "a photo of a <CLASS>."])
     llm = ScriptedLLM([garbage])
     result = make_loop(tmp_path, llm, steps=3, retries=2).run(SEEDS)
-    history = RunDir(tmp_path).history()
+    history = RunDir(tmp_path).history_records()
     assert [r["source"] for r in history] == ["seed", "seed"]  # nothing usable, nothing scored
     assert len(llm.requests) == 3 * 3  # 1 call + 2 retries per step, no more
     assert [r.sample_index for r in llm.requests[:3]] == [0, 1, 2]
@@ -117,7 +132,7 @@ def test_one_good_template_among_garbage_is_kept(tmp_path):
     start(tmp_path, resume=False)
     llm = ScriptedLLM(["1. T-shirt\n2. a studio shot of a <CLASS> on white.\n3. {}{}"])
     make_loop(tmp_path, llm, steps=1, retries=0).run(SEEDS)
-    assert RunDir(tmp_path).history()[-1]["template"] == "a studio shot of a {} on white."
+    assert RunDir(tmp_path).history_records()[-1]["template"] == "a studio shot of a {} on white."
 
 
 def test_a_step_asks_again_only_while_fewer_than_half_are_usable(tmp_path):
@@ -155,8 +170,8 @@ def comparable(run: Path):
     rd = RunDir(run)
     steps = [(s.step, s.llm_calls, s.returned, s.valid, s.rejected) for s in rd.steps()]
     # call ids are random per call; everything else must match exactly
-    history = [{k: v for k, v in r.items() if k != "llm_call_id"} for r in rd.history()]
-    assert all(r["llm_call_id"] for r in rd.history() if r["source"] == "llm")
+    history = [{k: v for k, v in r.items() if k != "llm_call_id"} for r in rd.history_records()]
+    assert all(r["llm_call_id"] for r in rd.history_records() if r["source"] == "llm")
     return history, steps
 
 
@@ -175,7 +190,7 @@ def test_resume_after_a_kill_equals_an_uninterrupted_run(tmp_path, event, nth):
     with pytest.raises(Killed):
         make_loop(run, ScriptedLLM(pool_answers()), cache_dir=tmp_path / "cache", hook=kill_at(event, nth)).run(SEEDS)
     start(run, resume=True)
-    recorded_before = {r["template"] for r in RunDir(run).history()}
+    recorded_before = {r["template"] for r in RunDir(run).history_records()}
     scored: list[str] = []
 
     def score(ts):
@@ -183,10 +198,10 @@ def test_resume_after_a_kill_equals_an_uninterrupted_run(tmp_path, event, nth):
         return fake_score(ts)
 
     loop = make_loop(run, ScriptedLLM(pool_answers()), cache_dir=tmp_path / "cache")
-    loop.score_train = score
+    loop.score = score
     result = loop.run(SEEDS)
     assert comparable(run) == comparable(ref)
-    assert result.memory.entries == ref_result.memory.entries
+    assert ranked(result.pool) == ranked(ref_result.pool)
     assert not set(scored) & recorded_before, "re-scored a recorded candidate"
 
     def paid(r):
@@ -220,13 +235,13 @@ def test_resume_from_truncated_files(tmp_path, cut):
     start(run, resume=True)
     result = make_loop(run, ScriptedLLM(pool_answers()), cache_dir=tmp_path / "cache-ref").run(SEEDS)
     assert comparable(run) == comparable(ref)
-    assert result.memory.entries == ref_result.memory.entries
+    assert ranked(result.pool) == ranked(ref_result.pool)
     run_files_are_json(run)
 
 
 def test_resume_with_val_scores(tmp_path):
     ref, _ = uninterrupted(tmp_path, val=True)
-    assert all("val_acc" in r and "val_loss" in r for r in RunDir(ref).history())
+    assert all("val_acc" in r and "val_loss" in r for r in RunDir(ref).history_records())
     run = tmp_path / "run"
     start(run, resume=False)
     with pytest.raises(Killed):
@@ -246,7 +261,7 @@ def test_budget_stops_cleanly_and_a_raised_budget_finishes_the_run(tmp_path):
     assert result.stopped == "budget"
     assert 1 <= result.steps_done < 6
     done = RunDir(run).last_step_done()
-    assert all(r["step"] <= done + 1 for r in RunDir(run).history())
+    assert all(r["step"] <= done + 1 for r in RunDir(run).history_records())
     start(run, resume=True)
     result = make_loop(run, ScriptedLLM(pool_answers()), cache_dir=tmp_path / "c").run(SEEDS)
     assert result.stopped == "done"

@@ -9,6 +9,7 @@ import pytest
 
 import ipo_vlm.prompting.text as prompt_text
 from ipo_vlm.errors import ConfigError
+from ipo_vlm.scored import ScoredTemplate as S
 from ipo_vlm.prompting import (
     PROMPT_VERSION,
     MetaPromptInputs,
@@ -18,11 +19,11 @@ from ipo_vlm.prompting import (
 )
 
 MEMORY = [
-    ("a photo of a {}.", 0.81, 0.62),
-    ("a close-up photo of a {}.", 0.90, 0.40),
-    ("a {} on a sofa.", 0.81, 0.90),  # same accuracy as the first, higher loss: shown before it
-    ("a blurry photo of a {}.", 0.55, 1.30),
-    ("a photo of a {}, a type of pet.", 0.93, 0.35),
+    S("a photo of a {}.", 0.81, 0.62),
+    S("a close-up photo of a {}.", 0.90, 0.40),
+    S("a {} on a sofa.", 0.81, 0.90),  # same accuracy as the first, higher loss: shown before it
+    S("a blurry photo of a {}.", 0.55, 1.30),
+    S("a photo of a {}, a type of pet.", 0.93, 0.35),
 ]
 # worst first, best last; the 0.81 tie puts the higher loss (0.90) first
 EXPECTED_ORDER = [
@@ -62,7 +63,7 @@ def test_memory_is_shown_ascending_with_best_last() -> None:
 def test_domain_word_appears_and_no_other_dataset_words() -> None:
     for domain in ("flower", "fine-grained bird species"):
         system, user = (content for _, content in render_meta_prompt(
-            MetaPromptInputs(domain=domain, memory=[("a photo of a {}.", 0.5, 1.0)], dataset_name="oxford_flowers")
+            MetaPromptInputs(domain=domain, memory=[S("a photo of a {}.", 0.5, 1.0)], dataset_name="oxford_flowers")
         ))
         assert domain in user
         words = set(re.findall(r"[a-z0-9]+", (system + user).lower()))
@@ -118,8 +119,8 @@ def test_memory_lines_parse_back_to_their_templates() -> None:
     user = _user(MetaPromptInputs(domain="pet", memory=MEMORY))
     copied = "\n".join(line for line in user.splitlines() if line.count(" | ") == 2)
     res = parse_candidates(copied)
-    assert sorted(res.valid) == sorted(t for t, _, _ in MEMORY)
-    seen = {normalize_key(t) for t, _, _ in MEMORY}
+    assert sorted(res.valid) == sorted(e.template for e in MEMORY)
+    seen = {normalize_key(e.template) for e in MEMORY}
     assert parse_candidates(copied, seen=seen).rejection_counts() == {"already scored": 5}
 
 
@@ -135,7 +136,7 @@ def test_bad_inputs_are_config_errors(kwargs: dict) -> None:
 
 def test_percent_accuracy_is_refused() -> None:
     with pytest.raises(ValueError, match="fraction"):
-        render_meta_prompt(MetaPromptInputs(domain="pet", memory=[("a {}", 81.0, 0.6)]))
+        render_meta_prompt(MetaPromptInputs(domain="pet", memory=[S("a {}", 81.0, 0.6)]))
 
 
 def test_prompt_version_tracks_the_text() -> None:

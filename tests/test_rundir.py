@@ -7,8 +7,10 @@ import json
 import pytest
 
 from ipo_vlm.errors import ConfigError
-from ipo_vlm.jsonio import append_jsonl
-from ipo_vlm.rundir import RunDir, StepRecord, config_differences, package_versions
+from ipo_vlm.io.jsonio import append_jsonl
+from ipo_vlm.methods.base import StepRecord
+from ipo_vlm.runs.rundir import RunDir, config_differences, package_versions
+from ipo_vlm.scored import ScoredTemplate
 
 CFG = {"data": {"dataset": "demo", "seed": 1}, "optimize": {"steps": 3, "max_llm_tokens": None}, "llm": {"use_cache": True}}
 
@@ -45,11 +47,11 @@ def test_resume_allows_steps_budget_and_cache_changes_only(tmp_path):
 def test_resume_repairs_torn_lines_so_new_appends_stay_valid(tmp_path):
     rd = RunDir(tmp_path)
     rd.prepare(CFG, resume=False, prompt_version="v1")
-    rd.append_history({"step": 0, "template": "a {}", "train_acc": 0.5, "train_loss": 1.0, "source": "seed", "llm_call_id": None})
+    rd.append_history(ScoredTemplate("a {}", 0.5, 1.0, step=0, source="seed"))
     with open(rd.history_path, "a") as f:
         f.write('{"step": 1, "templ')  # killed mid-write
     rd.prepare(CFG, resume=True, prompt_version="v1")
-    rd.append_history({"step": 1, "template": "b {}", "train_acc": 0.6, "train_loss": 0.9, "source": "llm", "llm_call_id": "x"})
+    rd.append_history(ScoredTemplate("b {}", 0.6, 0.9, step=1, source="llm", llm_call_id="x"))
     lines = rd.history_path.read_text().splitlines()
     assert [json.loads(l)["template"] for l in lines] == ["a {}", "b {}"]
 

@@ -13,7 +13,7 @@ import pytest
 from ipo_vlm.config import preset
 from ipo_vlm.llm.base import LLMRequest, OutputConstraint
 from ipo_vlm.llm.cache import request_key
-from ipo_vlm.optimize import Backends, optimize
+from ipo_vlm.runs.optimize import Backends, optimize
 from ipo_vlm.testing.fakes import FakeDataset, FakeVLM
 from ipo_vlm.testing.scripted import ScriptedLLM
 
@@ -100,7 +100,7 @@ def test_an_over_long_candidate_is_a_recorded_rejection_and_the_run_goes_on(tmp_
     assert calls[0]["rejected"] == {"over the VLM's token limit": 1} and calls[0]["valid"] == 2
     history = [json.loads(line)["template"] for line in (run / "history.jsonl").read_text().splitlines()]
     assert "a plain photo of a {}." in history and not any("very very" in t for t in history)
-    assert result["complete"] and result["rejections"] == {"over the VLM's token limit": 1}
+    assert result.complete and result.rejections == {"over the VLM's token limit": 1}
 
 
 def _tokens_and_hits(run):
@@ -113,9 +113,9 @@ def test_a_second_identical_run_is_served_by_the_response_cache(tmp_path):
     llm = ScriptedLLM([ANSWER, ANSWER.upper()])
     second = optimize(config(), tmp_path / "b", backends=backends(llm, captioner=False))
     tokens, hits = _tokens_and_hits(tmp_path / "b")
-    assert first["llm_tokens_in"] > 0 and tokens == 0 and hits and all(hits)
-    assert second["llm_tokens_in"] == second["llm_tokens_out"] == 0 and llm.requests == []
-    assert second["best_template"] == first["best_template"]
+    assert first.llm_tokens_in > 0 and tokens == 0 and hits and all(hits)
+    assert second.llm_tokens_in == second.llm_tokens_out == 0 and llm.requests == []
+    assert second.best_template == first.best_template
 
 
 @pytest.mark.parametrize("setting", [

@@ -131,7 +131,7 @@ def test_corrupted_weights_are_a_clear_backend_error(tmp_path):
 def test_unloadable_file_with_matching_checksum_is_a_backend_error(tmp_path):
     weights = tmp_path / WEIGHTS_NAME
     weights.write_bytes(b"not a safetensors file")
-    from ipo_vlm.vlm.demo import sha256_file
+    from ipo_vlm.io.hashing import sha256_file
 
     (tmp_path / CHECKSUM_NAME).write_text(sha256_file(weights) + "  " + WEIGHTS_NAME + "\n")
     with pytest.raises(BackendError, match="cannot be loaded"):

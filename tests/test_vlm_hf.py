@@ -125,7 +125,7 @@ def test_open_clip_without_the_extra_names_it_and_with_it_rejects_an_unknown_mod
 
 def test_import_and_help_stay_light() -> None:
     code = (
-        "import sys, ipo_vlm, ipo_vlm.vlm, ipo_vlm.features, ipo_vlm.scoring, ipo_vlm.vlm.hf, ipo_vlm.cli.features\n"
+        "import sys, ipo_vlm, ipo_vlm.vlm, ipo_vlm.engine.features, ipo_vlm.engine.scoring, ipo_vlm.vlm.hf, ipo_vlm.cli.features\n"
         "heavy = [m for m in ('torch', 'transformers', 'openai', 'llama_cpp') if m in sys.modules]\n"
         "assert not heavy, heavy"
     )

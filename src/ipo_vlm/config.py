@@ -92,6 +92,13 @@ class RunConfig:
     llm: LLMConfig = field(default_factory=LLMConfig)
     captioner: CaptionerConfig = field(default_factory=CaptionerConfig)
     optimize: OptimizeConfig = field(default_factory=OptimizeConfig)
+    #: options passed to the VLM backend (``device``, ``batch_size``, ...), beside any given
+    #: on the spec itself (``hf:path?device=cuda``)
+    vlm_options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.vlm_options, dict) or not all(isinstance(k, str) for k in self.vlm_options):
+            raise ConfigError(f"vlm_options must be a mapping of option names to values, got {self.vlm_options!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -102,30 +109,15 @@ class RunConfig:
 
     @classmethod
     def from_file(cls, path: str | Path) -> "RunConfig":
-        path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as e:
-            raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
-        if path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            raw = yaml.safe_load(text) or {}
-        else:
-            import json
-
-            raw = json.loads(text)
-        if not isinstance(raw, dict):
-            raise ConfigError(f"config file {path} must hold a mapping")
-        return cls.from_dict(raw)
+        return cls.from_dict(read_settings_file(path))
 
     def updated(self, **sections: dict[str, Any]) -> "RunConfig":
         """Override fields section by section, e.g. ``updated(optimize={"steps": 3})``;
-        ``vlm`` takes a string."""
+        ``vlm`` takes a string and ``vlm_options`` a whole mapping."""
         new = self
         for name, value in sections.items():
-            if name == "vlm":
-                new = replace(new, vlm=value)
+            if name in ("vlm", "vlm_options"):
+                new = replace(new, **{name: value})
                 continue
             current = getattr(new, name)
             try:
@@ -177,3 +169,51 @@ def preset(name: str) -> RunConfig:
         return PRESETS[name]
     except KeyError:
         raise ConfigError(f"unknown preset {name!r}; known: {', '.join(sorted(PRESETS))}") from None
+
+
+def read_settings_file(path: str | Path) -> dict[str, Any]:
+    """A YAML or JSON settings file as a dict (validated when a ``RunConfig`` is built from it)."""
+    import json
+
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {p}: {e.strerror}") from None
+    try:
+        if p.suffix in (".yaml", ".yml"):
+            import yaml
+
+            raw = yaml.safe_load(text) or {}
+        else:
+            raw = json.loads(text)
+    except Exception as e:  # yaml and json raise different types; both mean a broken file
+        raise ConfigError(f"cannot parse config file {p}: {str(e).splitlines()[0]}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {p} must hold a mapping")
+    return raw
+
+
+def merge_settings(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` laid on ``base`` section by section (nested mappings merge, values replace)."""
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = merge_settings(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def resolve_config(
+    preset_name: str | None = None,
+    base: dict[str, Any] | None = None,
+    config_file: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> RunConfig:
+    """The settings of a run, in layers: a preset (``paper`` unless named) or ``base`` (a
+    resumed run's own ``config.json`` section), then a settings file, then ``overrides``
+    (nested like ``RunConfig.to_dict()``, e.g. ``{"optimize": {"steps": 3}}``)."""
+    settings = base if base is not None else preset(preset_name or "paper").to_dict()
+    if config_file:
+        settings = merge_settings(settings, read_settings_file(config_file))
+    if overrides:
+        settings = merge_settings(settings, overrides)
+    return RunConfig.from_dict(settings)

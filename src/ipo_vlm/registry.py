@@ -49,6 +49,8 @@ class Registry(Generic[T]):
     import its heavy dependencies."""
 
     kind: str
+    #: what one entry is called in messages ("unknown vlm backend 'x'"); empty for "unknown method 'x'"
+    noun: str = "backend"
     _factories: dict[str, Callable[..., T] | str] = field(default_factory=dict)
     _help: dict[str, str] = field(default_factory=dict)
     _plugins_loaded: bool = False
@@ -79,7 +81,8 @@ class Registry(Generic[T]):
         self._load_plugins()
         if scheme not in self._factories:
             known = ", ".join(sorted(self._factories)) or "none"
-            raise ConfigError(f"unknown {self.kind} backend {scheme!r}; known: {known}")
+            what = f"{self.kind} {self.noun}".strip()
+            raise ConfigError(f"unknown {what} {scheme!r}; known: {known}")
         factory = self._factories[scheme]
         if isinstance(factory, str):
             module, _, attr = factory.partition(":")

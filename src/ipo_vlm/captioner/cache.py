@@ -10,7 +10,8 @@ import json
 import logging
 from pathlib import Path
 
-from ipo_vlm.jsonio import atomic_write_json, sha256_json
+from ipo_vlm.io.jsonio import atomic_write_json
+from ipo_vlm.io.hashing import sha256_json
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from ipo_vlm.captioner.cache import CaptionCache, caption_key
 from ipo_vlm.captioner.masking import mask_classnames
 from ipo_vlm.errors import BackendError, ConfigError
-from ipo_vlm.jsonio import atomic_write_bytes, read_jsonl
+from ipo_vlm.io.jsonio import atomic_write_bytes, read_jsonl
 
 if TYPE_CHECKING:
     from ipo_vlm.captioner.base import Captioner
@@ -122,7 +122,7 @@ def describe_samples(
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
     cache = None
     if use_cache:
-        from ipo_vlm.paths import cache_dir
+        from ipo_vlm.io.paths import cache_dir
 
         cache = CaptionCache(Path(cache_root) if cache_root is not None else cache_dir("captions"))
     keyed = []

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from ipo_vlm.captioner.vocabulary import Vocabulary, load_vocabulary
 from ipo_vlm.errors import ConfigError
-from ipo_vlm.jsonio import sha256_json
+from ipo_vlm.io.hashing import sha256_json
 
 if TYPE_CHECKING:
     import numpy as np

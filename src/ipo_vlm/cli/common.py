@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
+
+from ipo_vlm.errors import ConfigError
 
 
 def add_data_args(p: argparse.ArgumentParser, dataset_default: str | None = None) -> None:
@@ -12,3 +15,17 @@ def add_data_args(p: argparse.ArgumentParser, dataset_default: str | None = None
 
 def add_vlm_arg(p: argparse.ArgumentParser, default: str | None = None) -> None:
     p.add_argument("--vlm", default=default, help="VLM spec, e.g. hf:openai/clip-vit-base-patch16, hf:/path/to/clip, demo:fashion")
+    p.add_argument("--device", default=None, help="where the VLM runs (cpu, cuda, cuda:1, mps); default: the backend's choice")
+    p.add_argument("--batch-size", type=int, default=None, help="images per VLM forward pass")
+
+
+def vlm_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The VLM options given as flags (``--device``, ``--batch-size``)."""
+    options: dict[str, Any] = {}
+    if getattr(args, "device", None):
+        options["device"] = args.device
+    if getattr(args, "batch_size", None) is not None:
+        if args.batch_size < 1:
+            raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
+        options["batch_size"] = args.batch_size
+    return options

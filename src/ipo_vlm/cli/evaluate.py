@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from ipo_vlm.cli.common import add_data_args, add_vlm_arg
+from ipo_vlm.cli.common import add_data_args, add_vlm_arg, vlm_options
 from ipo_vlm.errors import ConfigError
 
 
@@ -33,17 +33,19 @@ def _default_vlm(dataset: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ipo_vlm.evaluate import evaluate_on, evaluate_run
+    from ipo_vlm.engine.evaluate import evaluate_on
+    from ipo_vlm.runs.evaluate import evaluate_run
 
     if args.rundir and args.dataset:
         raise ConfigError("give a run directory or --dataset, not both")
     if args.rundir:
-        scores = evaluate_run(args.rundir, args.template, vlm_spec=args.vlm)
+        scores = evaluate_run(args.rundir, args.template, vlm_spec=args.vlm, vlm_options=vlm_options(args))
     else:
         if not args.template:
             raise ConfigError("give a run directory or --template \"...{}...\"")
         dataset = args.dataset or "demo"
-        scores = evaluate_on(dataset, args.data_root, args.vlm or _default_vlm(dataset), args.template, args.shots, args.seed)
+        scores = evaluate_on(dataset, args.data_root, args.vlm or _default_vlm(dataset), args.template, args.shots, args.seed,
+                             vlm_options=vlm_options(args))
     if args.json:
         payload: dict[str, Any] = scores[0].to_dict()
         if len(scores) > 1:

@@ -13,7 +13,7 @@ import sys
 import time
 from typing import Any
 
-from ipo_vlm.cli.common import add_data_args, add_vlm_arg
+from ipo_vlm.cli.common import add_data_args, add_vlm_arg, vlm_options
 from ipo_vlm.errors import ConfigError
 
 
@@ -27,8 +27,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--shots", type=int, nargs="+", default=[16], metavar="K", help="training images per base class (several allowed; default 16)")
     p.add_argument("--seed", type=int, nargs="+", default=[1], metavar="S", help="few-shot seed(s) (default 1)")
     p.add_argument("--all", action="store_true", help="every image of the train, val and test splits instead of few-shot tasks")
-    p.add_argument("--batch-size", type=int, default=32, help="images per encoder call (default 32)")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or auto (hf: backend; default cpu)")
     p.add_argument("--cache-dir", default=None, help="feature cache root (default: $IPO_CACHE_DIR/features)")
     p.set_defaults(func=run)
 
@@ -56,24 +54,22 @@ def _samples_to_encode(args: argparse.Namespace, dataset: Any) -> list[Any]:
 def run(args: argparse.Namespace) -> int:
     from ipo_vlm.config import DEFAULT_VLM
     from ipo_vlm.data import load_dataset
-    from ipo_vlm.features import FeatureStore
+    from ipo_vlm.engine.features import FeatureStore
     from ipo_vlm.vlm import create_vlm
 
     if not args.dataset:
         raise ConfigError("--dataset is required (e.g. --dataset oxford_pets --data-root DATA)")
-    if args.batch_size < 1:
-        raise ConfigError("--batch-size must be >= 1")
     if any(k < 1 for k in args.shots):
         raise ConfigError("--shots must be >= 1")
     dataset = load_dataset(args.dataset, args.data_root)
     samples = _samples_to_encode(args, dataset)
     spec = args.vlm or DEFAULT_VLM
-    # only options the user gave: not every backend takes them (demo: takes none)
-    vlm = create_vlm(spec, **({"device": args.device} if args.device else {}))
+    options = vlm_options(args)  # only the options the user gave
+    vlm = create_vlm(spec, **options)
     store = FeatureStore(vlm, cache_root=args.cache_dir)
     start = time.perf_counter()
     with _Bar() as bar:
-        store.features(dataset, samples, batch_size=args.batch_size, progress=bar.update)
+        store.features(dataset, samples, batch_size=options.get("batch_size", 32), progress=bar.update)
     seconds = time.perf_counter() - start
     stats = store.stats
     print(

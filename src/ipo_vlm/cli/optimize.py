@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ipo_vlm.cli.common import add_data_args, add_vlm_arg
+from ipo_vlm.cli.common import add_data_args, add_vlm_arg, vlm_options
 from ipo_vlm.errors import ConfigError
 
 # flag name -> (config section, field)
@@ -54,57 +54,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in over.items():
-        out[key] = _deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
-
-
 def resolve_config(args: argparse.Namespace, default_preset: str = "paper") -> Any:
-    """Preset (or, on ``--resume``, the run's own config) <- ``--config`` file <- flags."""
-    from ipo_vlm.config import RunConfig, preset
-    from ipo_vlm.rundir import RunDir
+    """The run's settings from the command line: preset (or, on ``--resume``, the run's own
+    config) <- ``--config`` file <- flags (see :func:`ipo_vlm.runs.optimize.resolve_run_config`)."""
+    from ipo_vlm.runs.optimize import resolve_run_config
 
-    if getattr(args, "resume", False) and args.out and not getattr(args, "preset", None) and not getattr(args, "config", None):
-        base = RunDir(args.out).read_config()["config"]
-    else:
-        base = preset(getattr(args, "preset", None) or default_preset).to_dict()
-    if getattr(args, "config", None):
-        base = _deep_merge(base, _read_partial(args.config))
     overrides: dict[str, dict[str, Any]] = {}
     for flag, (section, name) in _FLAG_FIELDS.items():
         value = getattr(args, flag, None)
         if value is not None:
             overrides.setdefault(section, {})[name] = value
     if getattr(args, "vlm", None):
-        base["vlm"] = args.vlm
+        overrides["vlm"] = args.vlm
+    if vlm_options(args):
+        overrides["vlm_options"] = vlm_options(args)
     if getattr(args, "no_cache", False):
         overrides.setdefault("llm", {})["use_cache"] = False
-    return RunConfig.from_dict(_deep_merge(base, overrides))
-
-
-def _read_partial(path: str) -> dict[str, Any]:
-    """A settings file as a dict (validated when the merged config is built)."""
-    import json
-
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as e:
-        raise ConfigError(f"cannot read config file {p}: {e.strerror}") from None
-    try:
-        if p.suffix in (".yaml", ".yml"):
-            import yaml
-
-            raw = yaml.safe_load(text) or {}
-        else:
-            raw = json.loads(text)
-    except Exception as e:  # yaml and json raise different types; both mean a broken file
-        raise ConfigError(f"cannot parse config file {p}: {str(e).splitlines()[0]}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"config file {p} must hold a mapping")
-    return raw
+    resume, config_file = getattr(args, "resume", False), getattr(args, "config", None)
+    preset_name = getattr(args, "preset", None)
+    continues_run = resume and args.out and not preset_name and not config_file
+    if not continues_run and not preset_name:
+        preset_name = default_preset
+    return resolve_run_config(args.out, resume, preset_name, config_file, overrides)
 
 
 def default_out(prefix: str) -> Path:
@@ -112,7 +83,7 @@ def default_out(prefix: str) -> Path:
 
 
 def print_dry_run(config: Any) -> None:
-    from ipo_vlm.optimize import dry_run_plan
+    from ipo_vlm.methods.ipo.dryrun import dry_run_plan
 
     plan = dry_run_plan(config)
     print(f"LLM: {config.llm.spec}; {config.optimize.steps} steps x {config.optimize.candidates} candidates")
@@ -121,11 +92,11 @@ def print_dry_run(config: Any) -> None:
     print(f"tokens: ~{plan.tokens_in} in + ~{plan.tokens_out_typical} out = ~{plan.tokens_typical} (at most {plan.tokens_out_max} out)")
 
 
-def run_with_progress(config: Any, out: Path, resume: bool) -> dict[str, Any]:
+def run_with_progress(config: Any, out: Path, resume: bool) -> Any:
     """``optimize()`` with a tqdm bar over steps and stage lines on stderr."""
     from tqdm import tqdm
 
-    from ipo_vlm.optimize import optimize
+    from ipo_vlm.runs.optimize import optimize
 
     bar = None
 
@@ -149,8 +120,9 @@ def run_with_progress(config: Any, out: Path, resume: bool) -> dict[str, Any]:
             bar.close()
 
 
-def print_result(result: dict[str, Any], out: Path) -> None:
+def print_result(result: Any, out: Path) -> None:
     """The baseline vs optimized table (percentages) and where the run lives."""
+    result = result.to_dict()
     rows = [
         ("baseline", result["baseline"]),
         ("hand-crafted", result["handcrafted"]),

@@ -54,8 +54,10 @@ def load_dataset(name: str, data_root: str | Path | None = None, *, template: st
     folder names to readable class names (folder datasets only)."""
     if not isinstance(name, str) or not name.strip():
         raise ConfigError(f"no dataset given; known: {', '.join(known_datasets())}, or a folder path")
-    if template is not None and "{}" not in template:
-        raise ConfigError(f"template {template!r} has no '{{}}' class placeholder")
+    if template is not None:
+        from ipo_vlm.prompting.placeholders import require_template
+
+        require_template(template)
     canonical = _aliases().get(_norm(name))
     if canonical == "demo":
         from ipo_vlm.data.demo import DemoDataset

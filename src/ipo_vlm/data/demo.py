@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ipo_vlm.data.base import Dataset, DatasetInfo, Sample
 from ipo_vlm.data.files import SPLITS
 from ipo_vlm.errors import ConfigError, DataError
+from ipo_vlm.prompting.placeholders import BASELINE_TEMPLATE
 
 if TYPE_CHECKING:
     import numpy as np
@@ -27,7 +28,7 @@ NPZ_NAME = "fashion_mnist_demo.npz"
 #: Fashion-MNIST's label order, as readable lowercase names ("T-shirt/top" -> "t-shirt")
 CLASSNAMES = ("t-shirt", "trouser", "pullover", "dress", "coat",
               "sandal", "shirt", "sneaker", "bag", "ankle boot")
-TEMPLATE = "a photo of a {}."
+TEMPLATE = BASELINE_TEMPLATE
 DOMAIN = "clothing item"
 #: Debian's ``dataset-fashion-mnist``: the original files, read only by the scripts that rebuild
 #: the bundled assets (the demo data and the demo VLM) and by their full-test-split checks

@@ -106,7 +106,7 @@ class TaskSplit:
 
     def save(self, path: str | Path) -> None:
         """Write ``split.json`` atomically."""
-        from ipo_vlm.jsonio import atomic_write_json
+        from ipo_vlm.io.jsonio import atomic_write_json
 
         atomic_write_json(path, self.to_json())
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -10,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from ipo_vlm.data.base import Dataset, DatasetInfo, Sample
 from ipo_vlm.errors import ConfigError, DataError
+from ipo_vlm.io.hashing import sha256_file
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -57,18 +57,14 @@ def open_rgb(path: Path) -> "Image.Image":
         raise DataError(f"cannot read image {path}: {reason}") from None
 
 
-def sha256_file(path: Path) -> str:
-    """sha256 hex of a file's bytes, read in chunks."""
-    h = hashlib.sha256()
+def image_sha256(path: Path) -> str:
+    """sha256 hex of an image file's bytes; a missing or unreadable file is a ``DataError``."""
     try:
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
+        return sha256_file(path)
     except FileNotFoundError:
         raise DataError(f"image not found: {path}") from None
     except OSError as e:
         raise DataError(f"cannot read image {path}: {e.strerror}") from None
-    return h.hexdigest()
 
 
 class FileDataset(Dataset):
@@ -92,7 +88,7 @@ class FileDataset(Dataset):
         return open_rgb(self.path(sample))
 
     def content_id(self, sample: Sample) -> str:
-        return sha256_file(self.path(sample))
+        return image_sha256(self.path(sample))
 
     def check_samples(self, samples: Iterable[Sample]) -> None:
         for sample in samples:

@@ -15,10 +15,11 @@ from pathlib import Path
 from ipo_vlm.data.base import DatasetInfo, Sample
 from ipo_vlm.data.files import SPLITS, FileDataset, is_image_name, list_dir, readable_classname
 from ipo_vlm.errors import DataError
+from ipo_vlm.prompting.placeholders import BASELINE_TEMPLATE
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TEMPLATE = "a photo of a {}."
+DEFAULT_TEMPLATE = BASELINE_TEMPLATE
 DEFAULT_DOMAIN = "object"
 MAPPING_FILES = ("classnames.json", "classnames.txt")
 #: fractions of each class for val and test when the folder has no split subfolders

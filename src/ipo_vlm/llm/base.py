@@ -6,6 +6,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 
+#: the version of the grammar and schema that ``llm.constraint`` renders for an OutputConstraint:
+#: bump it whenever they change, since it is part of the response-cache key
+CONSTRAINT_VERSION = 3
+
+
 @dataclass(frozen=True)
 class OutputConstraint:
     """Asks the backend to restrict the answer to ``n`` templates, one per line, each holding
@@ -38,8 +43,6 @@ class LLMRequest:
         payload["model"] = model_id
         if self.constraint is not None:
             # the same constraint renders differently as the grammar evolves; old answers must not match
-            from ipo_vlm.llm.constraint import CONSTRAINT_VERSION
-
             payload["constraint_version"] = CONSTRAINT_VERSION
         return payload
 

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ipo_vlm.jsonio import sha256_json
+from ipo_vlm.io.hashing import sha256_json
 from ipo_vlm.llm.base import LLMRequest, LLMResponse
 
 _SCHEMA = """
@@ -36,7 +36,7 @@ class ResponseCache:
 
     def __init__(self, path: str | Path | None = None) -> None:
         if path is None:
-            from ipo_vlm.paths import cache_dir
+            from ipo_vlm.io.paths import cache_dir
 
             path = cache_dir("llm") / "responses.sqlite"
         self.path = Path(path)

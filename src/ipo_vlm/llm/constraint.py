@@ -13,9 +13,6 @@ from typing import Any
 from ipo_vlm.errors import ConfigError
 from ipo_vlm.llm.base import OutputConstraint
 
-#: bump whenever the grammar or schema for a constraint changes: it is part of the response-cache key
-CONSTRAINT_VERSION = 3
-
 #: ``response_format`` styles an OpenAI-compatible backend can be told to use
 RESPONSE_FORMATS = ("json_schema", "json_object", "none")
 

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ipo_vlm.errors import BackendError
-from ipo_vlm.jsonio import atomic_write_json
+from ipo_vlm.io.hashing import sha256_file
+from ipo_vlm.io.jsonio import atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -101,15 +102,6 @@ def _write_stamp(path: Path, model: ModelFile) -> None:
     atomic_write_json(_stamp_path(path), {"sha256": model.sha256, "size": st.st_size, "mtime_ns": st.st_mtime_ns})
 
 
-def sha256_file(path: Path) -> str:
-    """Streaming sha256 of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(_READ_BLOCK):
-            h.update(block)
-    return h.hexdigest()
-
-
 def assemble(parts: Sequence[Path], dest: Path, model: ModelFile) -> Path:
     """Concatenate ``parts`` into ``dest`` atomically, verifying size and sha256 on the way.
 
@@ -147,7 +139,7 @@ def model_path(model: ModelFile = QWEN_CODER_1_5B, create: bool = True) -> Path:
     """Where the assembled file lives (it may not exist yet): ``$IPO_MODEL_DIR`` if set, else
     ``cache_dir("models")``. The separate variable lets a throw-away cache dir (tests, CI) share
     the one gigabyte-sized file."""
-    from ipo_vlm.paths import cache_dir
+    from ipo_vlm.io.paths import cache_dir
 
     env = os.environ.get("IPO_MODEL_DIR")
     if env:

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from ipo_vlm.errors import BudgetExceeded, LLMError
-from ipo_vlm.jsonio import append_jsonl, sha256_json
+from ipo_vlm.io.jsonio import append_jsonl
+from ipo_vlm.io.hashing import sha256_json
 from ipo_vlm.llm.base import LLM, LLMRequest, LLMResponse
 from ipo_vlm.llm.cache import ResponseCache
 

@@ -12,15 +12,10 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 from ipo_vlm.prompting.extract import extract, sanitize
-from ipo_vlm.prompting.placeholders import LLM_PLACEHOLDER, PLACEHOLDER, normalize_key
+from ipo_vlm.prompting.placeholders import LLM_PLACEHOLDER, normalize_key, template_problem
 
 log = logging.getLogger(__name__)
 
-REASON_EMPTY = "empty"
-REASON_TOO_LONG = "too long"
-REASON_NO_PLACEHOLDER = "no placeholder"
-REASON_MULTIPLE_PLACEHOLDERS = "multiple placeholders"
-REASON_STRAY_BRACES = "stray braces"
 REASON_ALREADY_SCORED = "already scored"
 REASON_REPEATED = "repeated in answer"
 REASON_CHECK_FAILED = "check failed"
@@ -71,7 +66,7 @@ def parse_candidates(
         if result.returned > max_candidates:
             reason: str | None = REASON_TOO_MANY
         else:
-            reason = _structural_reason(template, max_chars)
+            reason = template_problem(template, max_chars)
         if reason is None:
             key = normalize_key(template)
             if key in seen_keys:
@@ -92,24 +87,7 @@ def validate_template(template: str, max_chars: int = 300) -> str | None:
     """The rejection reason for a single ``{}`` template, or None when it is usable.
 
     The same structural rules as ``parse_candidates`` (for templates that come from users)."""
-    return _structural_reason(" ".join(template.split()), max_chars)
-
-
-def _structural_reason(template: str, max_chars: int) -> str | None:
-    if not template:
-        return REASON_EMPTY
-    if len(template) > max_chars:
-        return REASON_TOO_LONG
-    count = template.count(PLACEHOLDER)
-    if count == 0:
-        return REASON_NO_PLACEHOLDER
-    if count > 1:
-        return REASON_MULTIPLE_PLACEHOLDERS
-    # A lone brace is harmless to str.replace, but it marks garbled output, and a template
-    # like "{0.__class__}" must never reach any code that might format it.
-    if "{" in template.replace(PLACEHOLDER, "") or "}" in template.replace(PLACEHOLDER, ""):
-        return REASON_STRAY_BRACES
-    return None
+    return template_problem(" ".join(template.split()), max_chars)
 
 
 def _run_check(check: Callable[[str], str | None] | None, template: str) -> str | None:

@@ -8,8 +8,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ipo_vlm.errors import ConfigError
-from ipo_vlm.prompting import text as T
+import ipo_vlm.prompting.text as T
 from ipo_vlm.prompting.placeholders import LLM_PLACEHOLDER, to_llm_placeholder
+from ipo_vlm.scored import ScoredTemplate
 
 _MARKER = re.compile(r"\{(\w+)\}")
 
@@ -18,14 +19,14 @@ _MARKER = re.compile(r"\{(\w+)\}")
 class MetaPromptInputs:
     """Everything one meta-prompt depends on.
 
-    ``memory`` holds ``(template with {}, accuracy in [0, 1], mean CE loss)`` in any order
+    ``memory`` holds scored templates (``{}`` placeholder, accuracy in [0, 1]) in any order
     (it is sorted when rendered); ``descriptions`` are image descriptions already chosen
     within the caller's budget; ``dataset_name`` is kept for records and is not shown to
     the LLM (the ``domain`` word says what the images are)."""
 
     domain: str
     n_candidates: int = 5
-    memory: Sequence[tuple[str, float, float]] = ()
+    memory: Sequence[ScoredTemplate] = ()
     descriptions: Sequence[str] = ()
     placeholder: str = LLM_PLACEHOLDER
     dataset_name: str = ""
@@ -52,27 +53,27 @@ def render_meta_prompt(inputs: MetaPromptInputs) -> tuple[tuple[str, str], ...]:
     return (("system", T.SYSTEM_PROMPT), ("user", "\n\n".join(parts)))
 
 
-def render_memory(memory: Sequence[tuple[str, float, float]], placeholder: str = LLM_PLACEHOLDER) -> str:
+def render_memory(memory: Sequence[ScoredTemplate], placeholder: str = LLM_PLACEHOLDER) -> str:
     """The memory block: ascending by accuracy (ties: higher loss first), best last."""
     if not memory:
         return T.MEMORY_EMPTY
     lines = [T.MEMORY_HEADER]
-    for template, accuracy, loss in sort_for_prompt(memory):
+    for entry in sort_for_prompt(memory):
         lines.append(
             _fill(
                 T.MEMORY_LINE,
-                template=_one_line(to_llm_placeholder(template, placeholder)),
-                accuracy=_percent(accuracy),
-                loss=_loss(loss),
+                template=_one_line(to_llm_placeholder(entry.template, placeholder)),
+                accuracy=_percent(entry.accuracy),
+                loss=_loss(entry.loss),
             )
         )
     return "\n".join(lines)
 
 
-def sort_for_prompt(memory: Sequence[tuple[str, float, float]]) -> list[tuple[str, float, float]]:
+def sort_for_prompt(memory: Sequence[ScoredTemplate]) -> list[ScoredTemplate]:
     """Worst first, best last: accuracy ascending, and for equal accuracy the higher loss
     first. Stable, so full ties keep the caller's order."""
-    return sorted(memory, key=lambda e: (_finite(e[1], -1.0), -_finite(e[2], math.inf)))
+    return sorted(memory, key=lambda e: (_finite(e.accuracy, -1.0), -_finite(e.loss, math.inf)))
 
 
 def _fill(text: str, /, **values: str) -> str:

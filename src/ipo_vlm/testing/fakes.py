@@ -3,7 +3,7 @@
 They run the real pipeline (split, feature store, scorer, loop, evaluation) in well under a
 second, so tests of code around the optimizer need neither model weights nor image files::
 
-    from ipo_vlm.optimize import Backends, optimize
+    from ipo_vlm.runs.optimize import Backends, optimize
     from ipo_vlm.testing.fakes import FakeDataset, FakeVLM
     from ipo_vlm.testing.scripted import ScriptedLLM
     from ipo_vlm.captioner.base import NoCaptioner

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ipo_vlm.errors import ConfigError
-from ipo_vlm.jsonio import sha256_json
+from ipo_vlm.io.hashing import sha256_json
 from ipo_vlm.llm.base import LLMRequest, LLMResponse
 
 

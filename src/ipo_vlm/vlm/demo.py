@@ -14,7 +14,6 @@ items on a black background, so ordinary photos give meaningless embeddings.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Sequence
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ipo_vlm.errors import BackendError, ConfigError
+from ipo_vlm.io.hashing import sha256_file
 
 if TYPE_CHECKING:
     import numpy as np
@@ -84,14 +84,6 @@ def build_image_tower(arch: dict[str, Any]) -> Any:
         nn.Linear(arch["hidden"], arch["embed_dim"]),
     ]
     return nn.Sequential(*layers)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _verify_checksum(weights: Path, checksum_file: Path) -> str:
@@ -232,13 +224,18 @@ class DemoFashionVLM:
         return self.encode_pixels(pixels)
 
 
-def load_demo(name: str = "fashion", weights: str | Path | None = None, **options: Any) -> DemoFashionVLM:
+def load_demo(
+    name: str = "fashion", weights: str | Path | None = None, device: str = "cpu", batch_size: int | None = None, **options: Any
+) -> DemoFashionVLM:
     """Factory behind the spec ``demo:fashion``. ``weights`` may point at another trained tower
-    (its checksum file must sit beside it as ``<stem>.sha256``)."""
+    (its checksum file must sit beside it as ``<stem>.sha256``). The model is small and runs on
+    the CPU only; ``batch_size`` is accepted for uniformity (it encodes everything at once)."""
     if name not in ("fashion", ""):
         raise ConfigError(f"unknown demo VLM {name!r}; known: fashion")
     if options:
         raise ConfigError(f"demo VLM takes no options {sorted(options)}")
+    if device != "cpu":
+        raise ConfigError(f"the demo VLM runs on the CPU only, not {device!r}")
     path = Path(weights) if weights else assets_dir() / WEIGHTS_NAME
     checksum = path.with_suffix(".sha256")
     log.info("loading demo VLM image tower from %s", path)

@@ -9,7 +9,6 @@ encoder. Models whose text encoder is not causal (SigLIP) are padded to their fu
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ipo_vlm.errors import BackendError, ConfigError
+from ipo_vlm.io.hashing import file_fingerprint
 from ipo_vlm.vlm.clip_prefix import encode_shared_prefixes, prefix_groups
 from ipo_vlm.vlm.preprocess import ClipTransform
 
@@ -51,26 +51,10 @@ def _missing_model_message(name: str) -> str:
 
 
 def weights_fingerprint(directory: Path) -> str:
-    """Short hash of a checkpoint's config, tokenizer and weight files.
-
-    Cheap on multi-GB files: whole files below 8 MiB, else size plus the first and last 4 MiB,
-    which holds the safetensors header and tensor data that differ between any two trainings.
-    """
-    h = hashlib.sha256()
+    """Short hash of a checkpoint's config, tokenizer and weight files (sampled when large, see
+    :func:`ipo_vlm.io.hashing.update_with_file_sample`)."""
     files = sorted(p for p in directory.iterdir() if p.suffix in (".json", ".txt", ".safetensors", ".bin"))
-    for p in files:
-        if p.name.startswith(".") or not p.is_file():
-            continue
-        size = p.stat().st_size
-        h.update(f"{p.name}:{size}\n".encode())
-        with open(p, "rb") as f:
-            if size <= 8 << 20:
-                h.update(f.read())
-            else:
-                h.update(f.read(4 << 20))
-                f.seek(size - (4 << 20))
-                h.update(f.read())
-    return h.hexdigest()[:12]
+    return file_fingerprint(*(p for p in files if not p.name.startswith(".") and p.is_file()))
 
 
 class HFVisionLanguageModel:
@@ -288,7 +272,7 @@ def _transform_from_processor(directory: str, local_only: bool) -> tuple[Callabl
         )
         return t.batch, t.preprocess_id
 
-    from ipo_vlm.jsonio import sha256_json
+    from ipo_vlm.io.hashing import sha256_json
 
     def run(images: Sequence["Image.Image"]) -> np.ndarray:
         return np.asarray(proc(images=list(images), return_tensors="np")["pixel_values"], dtype=np.float32)

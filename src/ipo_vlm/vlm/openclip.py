@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ipo_vlm.errors import BackendError, ConfigError
+from ipo_vlm.io.hashing import file_fingerprint
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -24,19 +25,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EXTRA_HINT = "pip install 'ipo-vlm[openclip]'"
-
-
-def _file_fingerprint(path: Path) -> str:
-    """Size plus the first and last 4 MiB: distinguishes checkpoints without reading GBs."""
-    h = hashlib.sha256()
-    size = path.stat().st_size
-    h.update(str(size).encode())
-    with open(path, "rb") as f:
-        h.update(f.read(4 << 20))
-        if size > 8 << 20:
-            f.seek(size - (4 << 20))
-            h.update(f.read())
-    return h.hexdigest()[:12]
 
 
 def parse_name(name: str) -> tuple[str, str]:
@@ -115,6 +103,6 @@ def load_open_clip(name: str, device: str = "cpu", batch_size: int = 32, **unuse
         tokenizer = open_clip.get_tokenizer(arch)
     except (RuntimeError, OSError, ValueError) as e:
         raise BackendError(f"cannot load open_clip {arch}@{pretrained}: {str(e).splitlines()[0]}") from None
-    tag = f"{path.name}#{_file_fingerprint(path)}" if is_file else pretrained
+    tag = f"{path.name}#{file_fingerprint(path)}" if is_file else pretrained
     log.info("loaded open_clip %s@%s", arch, tag)
     return OpenClipModel(model.eval(), preprocess, tokenizer, f"open_clip:{arch}@{tag}", device, batch_size)

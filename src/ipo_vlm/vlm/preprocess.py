@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ipo_vlm.jsonio import sha256_json
+from ipo_vlm.io.hashing import sha256_json
 
 if TYPE_CHECKING:
     from PIL import Image

@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ipo_vlm.errors import DataError, IpoError
-from ipo_vlm.jsonio import atomic_write_json, sha256_json
-from ipo_vlm.paths import cache_dir
+from ipo_vlm.io.jsonio import atomic_write_json
+from ipo_vlm.io.hashing import sha256_json
+from ipo_vlm.io.paths import cache_dir
 
 if TYPE_CHECKING:
     from ipo_vlm.data.base import Dataset, Sample

@@ -10,14 +10,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ipo_vlm.errors import ConfigError
+from ipo_vlm.prompting.placeholders import require_template
 
 if TYPE_CHECKING:
     from ipo_vlm.data import TaskSplit
     from ipo_vlm.data.base import Dataset
+    from ipo_vlm.engine.scoring import Scorer
     from ipo_vlm.vlm.base import VisionLanguageModel
 
 log = logging.getLogger(__name__)
@@ -41,13 +42,6 @@ class EvalScores:
         return asdict(self)
 
 
-def check_template(template: str) -> str:
-    """A user-given template must hold the ``{}`` placeholder exactly once."""
-    if template.count("{}") != 1:
-        raise ConfigError(f"template must contain the class placeholder {{}} exactly once: {template!r}")
-    return template
-
-
 class TestSetEvaluator:
     """Scores templates on a split's base and novel test images (features computed once)."""
 
@@ -59,12 +53,13 @@ class TestSetEvaluator:
         dataset: "Dataset",
         split: "TaskSplit",
         progress: Callable[..., Any] | None = None,
+        scorer: "Scorer | None" = None,
     ) -> None:
-        from ipo_vlm.features import FeatureStore
-        from ipo_vlm.scoring import Scorer
+        from ipo_vlm.engine.features import FeatureStore
+        from ipo_vlm.engine.scoring import Scorer
 
         self.split = split
-        self.scorer = Scorer(vlm)
+        self.scorer = scorer or Scorer(vlm)
         store = FeatureStore(vlm)
         self._halves = []
         for samples, classnames in ((split.test_base, split.base_classnames), (split.test_novel, split.novel_classnames)):
@@ -85,7 +80,7 @@ class TestSetEvaluator:
     def evaluate(self, templates: Sequence[str]) -> list[EvalScores]:
         """Base/novel/H for each template, in order."""
         for t in templates:
-            check_template(t)
+            require_template(t)
             reason = self.scorer.check(t, list(self.split.base_classnames) + list(self.split.novel_classnames))
             if reason:
                 raise ConfigError(f"template {t!r} cannot be used: {reason}")
@@ -102,6 +97,7 @@ def evaluate_on(
     shots: int = 16,
     seed: int = 1,
     progress: Callable[..., Any] | None = None,
+    vlm_options: dict[str, Any] | None = None,
 ) -> list[EvalScores]:
     """Evaluate templates on any dataset and VLM. ``shots``/``seed`` only pick the base/novel
     split's few-shot part; the test part is the dataset's full test split either way."""
@@ -109,50 +105,8 @@ def evaluate_on(
     from ipo_vlm.vlm import create_vlm
 
     for t in templates:
-        check_template(t)
+        require_template(t)
     dataset = load_dataset(dataset_name, data_root)
-    vlm = create_vlm(vlm_spec)
+    vlm = create_vlm(vlm_spec, **(vlm_options or {}))
     split = make_split(dataset, shots, seed)
     return TestSetEvaluator(vlm, dataset, split, progress=progress).evaluate(templates)
-
-
-def evaluate_run(
-    run: str | Path,
-    templates: Sequence[str] | None = None,
-    vlm_spec: str | None = None,
-    progress: Callable[..., Any] | None = None,
-) -> list[EvalScores]:
-    """Evaluate a run's best template (from ``result.json``, else chosen from its history), or
-    the given ``templates``, on the run's own dataset and split; ``vlm_spec`` swaps the VLM."""
-    import json
-
-    from ipo_vlm.data import TaskSplit, load_dataset
-    from ipo_vlm.rundir import RunDir
-    from ipo_vlm.vlm import create_vlm
-
-    rundir = RunDir(run)
-    config = rundir.read_config()["config"]
-    if not templates:
-        templates = [best_template_of(rundir, config.get("optimize", {}).get("select_on", "train"))]
-    for t in templates:
-        check_template(t)
-    data = config.get("data", {})
-    dataset = load_dataset(data.get("dataset", "demo"), data.get("data_root"))
-    if not rundir.split_path.exists():
-        raise ConfigError(f"{rundir.path} has no split.json yet")
-    split = TaskSplit.from_json(json.loads(rundir.split_path.read_text(encoding="utf-8")), dataset)
-    vlm = create_vlm(vlm_spec or config["vlm"])
-    return TestSetEvaluator(vlm, dataset, split, progress=progress).evaluate(templates)
-
-
-def best_template_of(rundir: Any, select_on: str = "train") -> str:
-    """The run's selected template: ``result.json``'s, or the best in ``history.jsonl``."""
-    from ipo_vlm.result import select_best
-
-    result = rundir.read_result()
-    if result and result.get("best_template"):
-        return str(result["best_template"])
-    history = rundir.history()
-    if not history:
-        raise ConfigError(f"{rundir.path} has no scored templates yet")
-    return str(select_best(history, None, select_on)["template"])

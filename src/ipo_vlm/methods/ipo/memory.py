@@ -8,35 +8,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass
-from typing import Any
 
 from ipo_vlm.prompting.placeholders import normalize_key
-
-
-@dataclass(frozen=True)
-class MemoryEntry:
-    """One scored template (``{}`` placeholder; accuracy as a fraction in [0, 1])."""
-
-    template: str
-    accuracy: float
-    loss: float
-    step: int = 0
-    #: where the template came from: "seed" (baselines scored before step 1) or "llm"
-    source: str = "llm"
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> "MemoryEntry":
-        return cls(
-            template=str(raw["template"]),
-            accuracy=float(raw["accuracy"]),
-            loss=float(raw["loss"]),
-            step=int(raw.get("step", 0)),
-            source=str(raw.get("source", "llm")),
-        )
+from ipo_vlm.scored import ScoredTemplate
 
 
 class Memory:
@@ -46,18 +20,18 @@ class Memory:
         if size < 1:
             raise ValueError(f"memory size must be >= 1, got {size}")
         self.size = size
-        self._ranked: list[tuple[tuple[float, float, int, int], MemoryEntry]] = []
+        self._ranked: list[tuple[tuple[float, float, int, int], ScoredTemplate]] = []
         self._added = 0  # insertion counter: the last tie-breaker
 
     @classmethod
-    def from_entries(cls, entries: Iterable[MemoryEntry], size: int = 20) -> "Memory":
+    def from_entries(cls, entries: Iterable[ScoredTemplate], size: int = 20) -> "Memory":
         """A memory holding the top ``size`` of ``entries`` (e.g. rebuilt from a run's history)."""
         memory = cls(size)
         for entry in entries:
             memory.add(entry)
         return memory
 
-    def add(self, entry: MemoryEntry) -> bool:
+    def add(self, entry: ScoredTemplate) -> bool:
         """Offer ``entry``; True when it entered the memory (possibly evicting the worst or
         replacing a worse-ranked entry with the same key)."""
         rank = self._rank(entry)
@@ -76,18 +50,17 @@ class Memory:
         return True
 
     @property
-    def entries(self) -> list[MemoryEntry]:
+    def entries(self) -> list[ScoredTemplate]:
         """The entries, best first."""
         return [entry for _, entry in self._ranked]
 
-    def best(self) -> MemoryEntry | None:
+    def best(self) -> ScoredTemplate | None:
         """The best entry, or None while the memory is empty."""
         return self._ranked[0][1] if self._ranked else None
 
-    def for_prompt(self) -> list[tuple[str, float, float]]:
-        """``(template, accuracy, loss)`` worst first, best last, as the meta-prompt shows them
-        (for equal accuracy the higher loss comes first)."""
-        return [(e.template, e.accuracy, e.loss) for e in reversed(self.entries)]
+    def for_prompt(self) -> list[ScoredTemplate]:
+        """The entries worst first, best last, as the meta-prompt shows them."""
+        return list(reversed(self.entries))
 
     def keys(self) -> set[str]:
         """``normalize_key`` of every template held."""
@@ -99,13 +72,13 @@ class Memory:
     def __len__(self) -> int:
         return len(self._ranked)
 
-    def __iter__(self) -> Iterator[MemoryEntry]:
+    def __iter__(self) -> Iterator[ScoredTemplate]:
         return iter(self.entries)
 
     def __repr__(self) -> str:
         return f"Memory(size={self.size}, held={len(self)})"
 
-    def _rank(self, entry: MemoryEntry) -> tuple[float, float, int, int]:
+    def _rank(self, entry: ScoredTemplate) -> tuple[float, float, int, int]:
         # Smaller is better. NaN scores rank below every real score.
         self._added += 1
         accuracy = -math.inf if math.isnan(entry.accuracy) else entry.accuracy

@@ -5,7 +5,6 @@ of a ``.jsonl`` file and never see a half-written ``.json`` file."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -13,14 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-
-def canonical_json(obj: Any) -> str:
-    """Sorted keys, no whitespace: the form that cache keys hash."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def sha256_json(obj: Any) -> str:
-    return hashlib.sha256(canonical_json(obj).encode("utf-8")).hexdigest()
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

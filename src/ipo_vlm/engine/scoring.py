@@ -10,48 +10,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from ipo_vlm.engine.features import VectorLog, key_bytes
 from ipo_vlm.errors import ConfigError
-from ipo_vlm.features import VectorLog, key_bytes
-from ipo_vlm.jsonio import sha256_json
-from ipo_vlm.paths import cache_dir
+from ipo_vlm.io.hashing import sha256_json
+from ipo_vlm.io.paths import cache_dir
+from ipo_vlm.prompting.placeholders import fill, template_problem
+from ipo_vlm.scored import ScoredTemplate
 
 if TYPE_CHECKING:
     from ipo_vlm.vlm.base import VisionLanguageModel
 
 log = logging.getLogger(__name__)
-
-PLACEHOLDER = "{}"
-
-
-@dataclass(frozen=True)
-class TemplateScore:
-    """Accuracy in [0, 1] and mean cross-entropy over all scored images."""
-
-    template: str
-    accuracy: float
-    loss: float
-
-
-def fill(template: str, classname: str) -> str:
-    """The prompt for one class: plain replacement, so braces in a template stay inert text."""
-    return template.replace(PLACEHOLDER, classname)
-
-
-def placeholder_problem(template: str) -> str | None:
-    """Why ``template`` cannot be used as far as its placeholder goes, else None."""
-    count = template.count(PLACEHOLDER)
-    if count == 0:
-        return f"no '{PLACEHOLDER}' placeholder for the class name"
-    if count > 1:
-        return f"{count} '{PLACEHOLDER}' placeholders; exactly one is allowed"
-    return None
-
 
 def accuracy_and_loss(logits: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
     """Top-1 accuracy and mean softmax cross-entropy of (n, C) logits against (n,) labels."""
@@ -84,12 +58,13 @@ class Scorer:
     # -- validity -------------------------------------------------------------------------
     def check(self, template: str, classnames: Sequence[str]) -> str | None:
         """The reason ``template`` cannot be scored for these classes, or None if it can."""
-        problem = placeholder_problem(template)
+        problem = template_problem(template, stray_braces=True)
         if problem:
             return problem
-        return self._length_problem(template, classnames)
+        return self.length_problem(template, classnames)
 
-    def _length_problem(self, template: str, classnames: Sequence[str]) -> str | None:
+    def length_problem(self, template: str, classnames: Sequence[str]) -> str | None:
+        """Which class's prompt is over the text encoder's token limit, and by how much, or None."""
         limit = int(self.vlm.max_text_tokens)
         counts = self.vlm.count_tokens([fill(template, c) for c in classnames])
         for name, n in zip(classnames, counts):
@@ -133,10 +108,10 @@ class Scorer:
         if not classnames:
             raise ConfigError("no class names to score against")
         for t in templates:
-            problem = placeholder_problem(t)
+            problem = template_problem(t, stray_braces=True)
             if problem is None:
                 uncached = [c for c in classnames if self._cached(key_bytes(fill(t, c))) is None]
-                problem = self._length_problem(t, uncached) if uncached else None
+                problem = self.length_problem(t, uncached) if uncached else None
             if problem:
                 raise ConfigError(f"template {t!r} rejected: {problem}")
 
@@ -147,7 +122,7 @@ class Scorer:
         classnames: Sequence[str],
         image_features: np.ndarray,
         labels: Sequence[int] | np.ndarray,
-    ) -> list[TemplateScore]:
+    ) -> list[ScoredTemplate]:
         """Accuracy and mean CE loss of each template over all images, in input order.
 
         Raises ``ConfigError`` for a template with a bad placeholder or a prompt over the
@@ -169,5 +144,5 @@ class Scorer:
         for t in templates:
             text = np.stack([self._cached(key_bytes(fill(t, c))) for c in classnames]).astype(np.float64)
             acc, loss = accuracy_and_loss(scale * feats @ text.T, labels)
-            results.append(TemplateScore(template=t, accuracy=acc, loss=loss))
+            results.append(ScoredTemplate(template=t, accuracy=acc, loss=loss))
         return results

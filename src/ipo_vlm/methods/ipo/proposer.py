@@ -3,40 +3,30 @@ turn the LLM's answer into candidate templates (with ``{}``), via :mod:`ipo_vlm.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Protocol
 
-from ipo_vlm.loop import LLM_PLACEHOLDER, Parsed
+from ipo_vlm.prompting.placeholders import LLM_PLACEHOLDER
+from ipo_vlm.scored import ScoredTemplate
 
-log = logging.getLogger(__name__)
+@dataclass
+class Parsed:
+    """The loop's view of one parsed LLM answer."""
 
-REASON_TOKEN_LIMIT = "over the VLM's token limit"
-
-
-def memory_rows(entries: Sequence[Any]) -> list[tuple[str, float, float]]:
-    """``(template, accuracy, loss)`` rows from memory entries or ready-made tuples."""
-    rows = []
-    for e in entries:
-        if isinstance(e, tuple):
-            rows.append((e[0], float(e[1]), float(e[2])))
-        else:
-            rows.append((e.template, float(e.accuracy), float(e.loss)))
-    return rows
+    valid: list[str]  # templates with ``{}``, new and usable, in the order the LLM gave them
+    returned: int  # candidate lines the LLM returned
+    rejected: dict[str, int] = field(default_factory=dict)  # reason -> count
 
 
-def _grouped(check: Callable[[str], str | None]) -> Callable[[str], str | None]:
-    """The VLM's check names the class and token count; rejection counts need one reason per
-    kind, so the details go to the debug log instead."""
+class Proposer(Protocol):
+    """Turns the memory into a meta-prompt and an LLM answer into candidate templates."""
 
-    def grouped(template: str) -> str | None:
-        reason = check(template)
-        if reason and "token" in reason:
-            log.debug("rejected %r: %s", template, reason)
-            return REASON_TOKEN_LIMIT
-        return reason
+    def messages(self, memory: Sequence[ScoredTemplate]) -> tuple[tuple[str, str], ...]: ...
 
-    return grouped
+    def parse(self, text: str, seen: set[str]) -> Parsed: ...
+
+    def key(self, template: str) -> str: ...
 
 
 class MetaPromptProposer:
@@ -55,16 +45,16 @@ class MetaPromptProposer:
         self.n_candidates = n_candidates
         self.descriptions = list(descriptions)
         self.dataset_name = dataset_name
-        self.check = _grouped(check) if check else None
+        self.check = check
         self.max_chars = max_chars
 
-    def messages(self, memory: Sequence[Any]) -> tuple[tuple[str, str], ...]:
+    def messages(self, memory: Sequence[ScoredTemplate]) -> tuple[tuple[str, str], ...]:
         from ipo_vlm.prompting import MetaPromptInputs, render_meta_prompt
 
         inputs = MetaPromptInputs(
             domain=self.domain,
             n_candidates=self.n_candidates,
-            memory=memory_rows(memory),
+            memory=list(memory),
             descriptions=self.descriptions,
             placeholder=LLM_PLACEHOLDER,
             dataset_name=self.dataset_name,

@@ -19,19 +19,24 @@ from __future__ import annotations
 
 import logging
 import platform
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from ipo_vlm.errors import ConfigError
-from ipo_vlm.jsonio import append_jsonl, atomic_write_json, read_jsonl, repair_jsonl
+from ipo_vlm.io.jsonio import append_jsonl, atomic_write_json, read_jsonl, repair_jsonl
+from ipo_vlm.methods.base import StepRecord
+from ipo_vlm.scored import ScoredTemplate
 
 log = logging.getLogger(__name__)
 
 #: settings that a resumed run may change; everything else must match the original run
-RESUMABLE_CHANGES = frozenset({"optimize.steps", "optimize.max_llm_tokens", "llm.use_cache"})
+RESUMABLE_CHANGES = frozenset({
+    "optimize.steps", "optimize.max_llm_tokens", "llm.use_cache",
+    # where and in what batches the VLM runs does not change what the run is
+    "vlm_options.device", "vlm_options.batch_size", "vlm_options.text_batch_size",
+})
 _VERSIONED_PACKAGES = ("ipo-vlm", "numpy", "torch", "transformers", "openai", "llama_cpp_python", "pillow")
 
 
@@ -62,19 +67,6 @@ def config_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """Dotted names of the settings that differ between two ``RunConfig.to_dict()`` dicts."""
     a, b = _flatten(old), _flatten(new)
     return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
-
-
-@dataclass
-class StepRecord:
-    """What ``steps.jsonl`` says about one finished step."""
-
-    step: int
-    llm_calls: int = 0
-    returned: int = 0
-    valid: int = 0
-    rejected: dict[str, int] = field(default_factory=dict)
-    tokens_in: int = 0
-    tokens_out: int = 0
 
 
 class RunDir:
@@ -144,10 +136,15 @@ class RunDir:
 
     # -- records -----------------------------------------------------------------------------
 
-    def append_history(self, record: dict[str, Any]) -> None:
-        append_jsonl(self.history_path, record)
+    def append_history(self, scored: ScoredTemplate) -> None:
+        append_jsonl(self.history_path, scored.to_record())
 
-    def history(self) -> list[dict[str, Any]]:
+    def history(self) -> list[ScoredTemplate]:
+        """Every scored template, in the order recorded."""
+        return [ScoredTemplate.from_record(r) for r in read_jsonl(self.history_path)]
+
+    def history_records(self) -> list[dict[str, Any]]:
+        """The raw ``history.jsonl`` lines (for readers that show or export them)."""
         return list(read_jsonl(self.history_path))
 
     def append_step(self, record: StepRecord) -> None:

@@ -1,0 +1,96 @@
+"""``Task``: one few-shot task seen through one VLM — the training (and validation) images of
+the base classes as cached features, a scorer, and base/novel/H on the test split.
+
+Methods score candidates through it; runs evaluate the chosen template through it. Images are
+encoded once (the feature store is on disk and content-addressed) and text embeddings are shared
+between training, validation and test scoring."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from ipo_vlm.errors import ConfigError
+from ipo_vlm.prompting.placeholders import template_problem
+from ipo_vlm.scored import ScoredTemplate
+
+if TYPE_CHECKING:
+    from ipo_vlm.data import TaskSplit
+    from ipo_vlm.data.base import Dataset
+    from ipo_vlm.engine.evaluate import EvalScores, TestSetEvaluator
+    from ipo_vlm.vlm.base import VisionLanguageModel
+
+log = logging.getLogger(__name__)
+
+#: the rejection reason counted for a template too long for the text encoder
+REASON_TOKEN_LIMIT = "over the VLM's token limit"
+
+
+class Task:
+    """Scores templates on a split's base-class training (and, with ``with_val``, validation)
+    images and evaluates them on its base and novel test images."""
+
+    def __init__(self, dataset: "Dataset", split: "TaskSplit", vlm: "VisionLanguageModel", with_val: bool = False) -> None:
+        import numpy as np
+
+        from ipo_vlm.engine.features import FeatureStore
+        from ipo_vlm.engine.scoring import Scorer
+
+        self.dataset, self.split, self.vlm = dataset, split, vlm
+        self.scorer = Scorer(vlm)
+        self.classnames = list(split.base_classnames)
+        self.all_classnames = self.classnames + list(split.novel_classnames)
+        self._store = FeatureStore(vlm)
+        self._train = (self._store.features(dataset, split.train), np.asarray([s.label for s in split.train]))
+        self._val = None
+        if with_val:
+            if not split.val:
+                raise ConfigError("--select-on val needs validation images, but the split has none")
+            self._val = (self._store.features(dataset, split.val), np.asarray([s.label for s in split.val]))
+        self._test: "TestSetEvaluator | None" = None
+
+    @property
+    def has_val(self) -> bool:
+        return self._val is not None
+
+    def _score(self, data: tuple[Any, Any], templates: Sequence[str]) -> list[ScoredTemplate]:
+        return self.scorer.score(list(templates), self.classnames, data[0], data[1])
+
+    def score_train(self, templates: Sequence[str]) -> list[ScoredTemplate]:
+        """Accuracy and loss of each template on the base-class training images."""
+        return self._score(self._train, templates)
+
+    def score_val(self, templates: Sequence[str]) -> list[ScoredTemplate]:
+        """The same on the validation images (only when built ``with_val``)."""
+        if self._val is None:
+            raise ConfigError("this task was built without validation images")
+        return self._score(self._val, templates)
+
+    def score(self, templates: Sequence[str]) -> list[ScoredTemplate]:
+        """Training scores, with the validation scores attached when the task has them."""
+        train = self.score_train(templates)
+        if self._val is None:
+            return train
+        val = self.score_val(templates)
+        return [t.with_(val_accuracy=v.accuracy, val_loss=v.loss) for t, v in zip(train, val)]
+
+    def check(self, template: str) -> str | None:
+        """Why ``template`` cannot be scored, as a reason to count (the details go to the debug
+        log); novel class names count too, since the template must also fit them at test time."""
+        problem = template_problem(template, stray_braces=True)
+        if problem:
+            return problem
+        detail = self.scorer.length_problem(template, self.all_classnames)
+        if detail:
+            log.debug("rejected %r: %s", template, detail)
+            return REASON_TOKEN_LIMIT
+        return None
+
+    def evaluate(self, templates: Sequence[str], progress: Any = None) -> list["EvalScores"]:
+        """Base/novel/H of each template on the test split (test images encoded on first use)."""
+        if self._test is None:
+            from ipo_vlm.engine.evaluate import TestSetEvaluator
+
+            self._test = TestSetEvaluator(self.vlm, self.dataset, self.split, progress=progress, scorer=self.scorer)
+        return self._test.evaluate(templates)

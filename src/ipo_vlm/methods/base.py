@@ -1,0 +1,109 @@
+"""What a method is: a way to fill a run's history with scored templates.
+
+IPO (an LLM proposes, ``methods.ipo``) is one method; others sit beside it and write the same
+run files, so selection, evaluation, reports and benchmarks never ask which method made a run.
+A method receives a :class:`MethodContext` (settings, the scoring engine's task, the run's
+record, an LLM session when it needs one) and returns a :class:`MethodOutcome`.
+
+Methods are chosen by name through :data:`METHODS`, a registry like the backends' ones: a
+third-party method registers under the entry-point group ``ipo_vlm.method``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ipo_vlm.registry import Registry
+from ipo_vlm.scored import ScoredTemplate
+
+if TYPE_CHECKING:
+    from ipo_vlm.config import RunConfig
+    from ipo_vlm.engine.task import Task
+
+#: called at named crash-safe points ("candidate", "step_done"); tests raise from it to simulate a kill
+Hook = Callable[[str, int], None]
+
+
+@dataclass
+class StepRecord:
+    """What ``steps.jsonl`` says about one finished step."""
+
+    step: int
+    llm_calls: int = 0
+    returned: int = 0
+    valid: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+    tokens_in: int = 0
+    tokens_out: int = 0
+
+
+class RunRecord(Protocol):
+    """The append-only record a method writes to (a run directory implements it)."""
+
+    def append_history(self, scored: ScoredTemplate) -> None: ...
+
+    def history(self) -> list[ScoredTemplate]: ...
+
+    def append_step(self, record: StepRecord) -> None: ...
+
+    def steps(self) -> list[StepRecord]: ...
+
+    def last_step_done(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Sent to the progress callback after every finished step."""
+
+    step: int
+    steps: int
+    best_template: str
+    best_acc: float
+    tokens_in: int
+    tokens_out: int
+
+
+@dataclass
+class MethodContext:
+    """Everything a method may use; built by the run layer (``runs.optimize``)."""
+
+    config: "RunConfig"
+    task: "Task"
+    record: RunRecord
+    #: templates scored before the first step ("a photo of a {}." and the dataset's own)
+    seeds: list[str]
+    #: an ``LLMSession`` for methods with ``uses_llm``; None otherwise
+    session: Any = None
+    #: masked image descriptions chosen for the meta-prompt
+    descriptions: list[str] = field(default_factory=list)
+    progress: Callable[[Progress], None] | None = None
+    hook: Hook = lambda event, step: None
+
+
+@dataclass
+class MethodOutcome:
+    steps_done: int
+    stopped: str  # "done" or "budget"
+    #: the method's final pool to select from, best first (IPO: its episodic memory)
+    pool: list[ScoredTemplate]
+    steps: list[StepRecord]
+
+
+class Method(Protocol):
+    """A way to produce scored templates for one run."""
+
+    name: str
+    #: whether the run must create an LLM (and its session) for this method
+    uses_llm: bool
+
+    def run(self, ctx: MethodContext) -> MethodOutcome: ...
+
+
+METHODS: Registry[Method] = Registry("method", noun="")
+METHODS.register("ipo", "ipo_vlm.methods.ipo:load_ipo", "an LLM proposes templates from the meta-prompt (the paper's method)")
+
+
+def create_method(name: str, **options: Any) -> Method:
+    """The method registered under ``name``; an unknown name lists the known ones."""
+    return METHODS.create(name, **options)

@@ -1,0 +1,38 @@
+"""IPO: an LLM reads the Prompt Optimization Prompt (task, image descriptions, the episodic
+memory of scored templates) and proposes new templates, step after step (the paper's method).
+
+The loop (``loop``), the meta-prompt side of a step (``proposer``), the memory (``memory``) and
+the token estimate of ``--dry-run`` (``dryrun``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ipo_vlm.methods.base import MethodContext, MethodOutcome
+
+
+class IPOMethod:
+    """The LLM optimizer as a :class:`~ipo_vlm.methods.base.Method`."""
+
+    name = "ipo"
+    uses_llm = True
+
+    def run(self, ctx: MethodContext) -> MethodOutcome:
+        from ipo_vlm.methods.ipo.loop import OptimizationLoop
+        from ipo_vlm.methods.ipo.memory import Memory
+        from ipo_vlm.methods.ipo.proposer import MetaPromptProposer
+
+        info, o = ctx.task.dataset.info, ctx.config.optimize
+        proposer = MetaPromptProposer(info.domain, o.candidates, ctx.descriptions, info.name, check=ctx.task.check)
+        loop = OptimizationLoop(
+            ctx.record, ctx.config, ctx.session, proposer, ctx.task.score, Memory(o.memory_size),
+            progress=ctx.progress, hook=ctx.hook,
+        )
+        return loop.run(ctx.seeds)
+
+
+def load_ipo(name: str = "", **_: Any) -> IPOMethod:
+    return IPOMethod()
+
+
+__all__ = ["IPOMethod", "load_ipo"]

@@ -1,0 +1,69 @@
+"""``--dry-run``: what an IPO run would ask of the LLM, estimated before any call."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ipo_vlm.config import RunConfig
+from ipo_vlm.prompting.placeholders import BASELINE_TEMPLATE
+from ipo_vlm.scored import ScoredTemplate
+
+
+@dataclass(frozen=True)
+class DryRunPlan:
+    """What a run would ask of the LLM, estimated before any call (``--dry-run``)."""
+
+    calls_min: int  # one call per step
+    calls_max: int  # every step using all its retries
+    first_prompt_tokens: int
+    tokens_in: int  # prompt tokens over all steps at one call per step
+    tokens_out_typical: int  # ~20 tokens per candidate line
+    tokens_out_max: int  # every call writing ``llm.max_tokens``
+
+    @property
+    def tokens_typical(self) -> int:
+        return self.tokens_in + self.tokens_out_typical
+
+
+def dry_run_plan(config: RunConfig) -> DryRunPlan:
+    """Estimate LLM calls and tokens from the first meta-prompt, without calling any model.
+
+    The memory grows by up to ``candidates`` entries per step until it holds ``memory_size``,
+    so later prompts are longer; descriptions are counted at their full budget."""
+    from ipo_vlm.data import load_dataset
+    from ipo_vlm.llm.tokens import estimate_request_tokens, estimate_tokens
+    from ipo_vlm.methods.ipo.proposer import MetaPromptProposer
+    from ipo_vlm.prompting import render_memory
+
+    info = load_dataset(config.data.dataset, config.data.data_root).info
+    o = config.optimize
+    seeds = list(dict.fromkeys([BASELINE_TEMPLATE, info.template]))
+    memory = [ScoredTemplate(t, 0.5, 1.0) for t in seeds]
+    messages = MetaPromptProposer(info.domain, o.candidates, [], info.name).messages(memory)
+    descriptions = config.captioner.budget_tokens if config.captioner.spec.split(":")[0] != "none" else 0
+    first = estimate_request_tokens(messages) + descriptions
+    # one memory line per extra entry, priced like the seed lines
+    per_entry = max(1, estimate_tokens(render_memory(memory)) // max(1, len(memory)))
+    held = memory_entries_held(o.steps, len(seeds), o.candidates, o.memory_size)
+    calls_max = o.steps * (1 + o.max_retries_per_step)
+    tokens_out_max = calls_max * config.llm.max_tokens
+    return DryRunPlan(
+        calls_min=o.steps,
+        calls_max=calls_max,
+        first_prompt_tokens=first,
+        tokens_in=first * o.steps + per_entry * (held - len(seeds) * o.steps),
+        # ~20 tokens per candidate line, but never more than the calls may write
+        tokens_out_typical=min(o.steps * o.candidates * 20, tokens_out_max),
+        tokens_out_max=tokens_out_max,
+    )
+
+
+def memory_entries_held(steps: int, seeds: int, candidates: int, size: int) -> int:
+    """The sum over steps 1..``steps`` of the entries the memory holds when the step's prompt is
+    rendered: ``min(size, seeds + candidates * (step - 1))``, in closed form (a billion steps
+    cost nothing to estimate)."""
+    if steps <= 0:
+        return 0
+    # steps j = 0 .. growing-1 still see a memory below its size
+    growing = min(steps, max(0, -(-(size - seeds) // candidates)))
+    return growing * seeds + candidates * growing * (growing - 1) // 2 + (steps - growing) * size

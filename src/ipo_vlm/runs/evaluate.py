@@ -1,0 +1,42 @@
+"""Evaluating a finished (or unfinished) run's template again, on its own dataset and split."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ipo_vlm.engine.evaluate import EvalScores, TestSetEvaluator
+from ipo_vlm.errors import ConfigError
+from ipo_vlm.prompting.placeholders import require_template
+from ipo_vlm.runs.rundir import RunDir
+from ipo_vlm.runs.select import best_template_of
+
+
+def evaluate_run(
+    run: str | Path,
+    templates: Sequence[str] | None = None,
+    vlm_spec: str | None = None,
+    progress: Callable[..., Any] | None = None,
+    vlm_options: dict[str, Any] | None = None,
+) -> list[EvalScores]:
+    """Evaluate a run's best template (from ``result.json``, else chosen from its history), or
+    the given ``templates``, on the run's own dataset and split; ``vlm_spec`` swaps the VLM and
+    ``vlm_options`` (device, batch size) override the run's."""
+    from ipo_vlm.data import load_dataset, load_split
+    from ipo_vlm.vlm import create_vlm
+
+    rundir = RunDir(run)
+    config = rundir.read_config()["config"]
+    if not templates:
+        templates = [best_template_of(rundir, config.get("optimize", {}).get("select_on", "train"))]
+    for t in templates:
+        require_template(t)
+    data = config.get("data", {})
+    dataset = load_dataset(data.get("dataset", "demo"), data.get("data_root"))
+    if not rundir.split_path.exists():
+        raise ConfigError(f"{rundir.path} has no split.json yet")
+    split = load_split(rundir.split_path, dataset)
+    options = {**config.get("vlm_options", {}), **(vlm_options or {})}
+    vlm = create_vlm(vlm_spec or config["vlm"], **options)
+    return TestSetEvaluator(vlm, dataset, split, progress=progress).evaluate(templates)

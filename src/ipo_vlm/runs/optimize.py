@@ -1,0 +1,168 @@
+"""``optimize()``: one run from settings to ``result.json``, resumable at any point.
+
+Order of work, chosen so that nothing computed is lost to a user error: every backend is created
+and preflighted (unknown specs, missing API keys, unreachable servers, bad data paths) before
+the run directory is touched; then the split, image features (the engine's :class:`Task`),
+descriptions, the method (IPO's loop by default), the selection of the best template and its
+test evaluation."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ipo_vlm.config import RunConfig
+from ipo_vlm.engine.task import Task
+from ipo_vlm.io.jsonio import atomic_write_json
+from ipo_vlm.methods.base import Hook, MethodContext, Progress, create_method
+from ipo_vlm.prompting.placeholders import BASELINE_TEMPLATE
+from ipo_vlm.runs.result import RunResult, build_result
+from ipo_vlm.runs.rundir import RunDir
+
+log = logging.getLogger(__name__)
+
+Stage = Callable[[str], None]
+
+
+@dataclass
+class Backends:
+    """Everything a run talks to, created and checked before any work starts."""
+
+    dataset: Any
+    vlm: Any
+    llm: Any
+    captioner: Any
+
+
+def create_backends(config: RunConfig, llm: Any = None, vlm: Any = None, captioner: Any = None) -> Backends:
+    """Create (or take the given) backends and run their preflight checks. Raises the typed
+    user errors (``ConfigError``, ``DataError``, ``BackendError``) before any work is done."""
+    from ipo_vlm.data import load_dataset
+
+    dataset = load_dataset(config.data.dataset, config.data.data_root)
+    if llm is None:
+        from ipo_vlm.llm import create_llm
+
+        llm = create_llm(config.llm.spec)
+    check = getattr(llm, "check", None)
+    if callable(check):
+        check()  # missing key / unreachable server: fail now, not after the features
+    if vlm is None:
+        from ipo_vlm.vlm import create_vlm
+
+        vlm = create_vlm(config.vlm, **config.vlm_options)
+    if captioner is None:
+        from ipo_vlm.captioner import create_captioner
+
+        captioner = create_captioner(config.captioner.spec, vlm=vlm)
+    return Backends(dataset, vlm, llm, captioner)
+
+
+def resolve_run_config(
+    out: str | Path | None = None,
+    resume: bool = False,
+    preset: str | None = None,
+    config_file: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> RunConfig:
+    """A run's settings as the command line resolves them: a preset — or, when resuming without
+    a preset or settings file, the run's own ``config.json`` — then the file, then ``overrides``."""
+    from ipo_vlm.config import resolve_config
+
+    base = None
+    if resume and out and not preset and not config_file:
+        base = RunDir(out).read_config()["config"]
+    return resolve_config(preset, base, config_file, overrides)
+
+
+def load_or_make_split(rundir: RunDir, dataset: Any, config: RunConfig) -> Any:
+    """The run's split: read from ``split.json`` when it exists (resume), else drawn and saved."""
+    from ipo_vlm.data import load_split, make_split
+
+    if rundir.split_path.exists():
+        return load_split(rundir.split_path, dataset)
+    split = make_split(dataset, config.data.shots, config.data.seed)
+    atomic_write_json(rundir.split_path, split.to_json())
+    return split
+
+
+def _descriptions(backends: Backends, split: Any, config: RunConfig, rundir: RunDir) -> tuple[list[str], int]:
+    """Masked image descriptions selected for the meta-prompt, and how many masks were applied."""
+    if backends.captioner.model_id == "none" or config.captioner.budget_tokens == 0:
+        return [], 0
+    from ipo_vlm.captioner.descriptions import describe_samples, description_instruction, select_for_prompt
+
+    ds = backends.dataset
+    descs = describe_samples(
+        backends.captioner,
+        ds,
+        split.train,
+        description_instruction(ds.info.domain),
+        classnames=list(ds.info.classnames),
+        out_path=rundir.descriptions_path,
+    )
+    return select_for_prompt(descs, config.captioner.budget_tokens, config.captioner.selection), descs.maskings
+
+
+def _session(backends: Backends, config: RunConfig, rundir: RunDir) -> Any:
+    from ipo_vlm.llm.session import LLMSession
+
+    cache = None
+    if config.llm.use_cache:
+        from ipo_vlm.llm.cache import ResponseCache
+
+        cache = ResponseCache()
+    return LLMSession(
+        backends.llm,
+        cache=cache,
+        calls_path=rundir.llm_calls_path,
+        max_total_tokens=config.optimize.max_llm_tokens,
+        start_tokens=rundir.llm_tokens_spent(),
+    )
+
+
+def optimize(
+    config: RunConfig,
+    out: str | Path,
+    resume: bool = False,
+    progress: Callable[[Progress], None] | None = None,
+    stage: Stage | None = None,
+    hook: Hook | None = None,
+    backends: Backends | None = None,
+) -> RunResult:
+    """Run (or resume) IPO with ``config`` into the run directory ``out``; returns the
+    :class:`RunResult` also written to ``result.json``.
+
+    ``progress`` receives a :class:`~ipo_vlm.methods.base.Progress` after each step, ``stage`` a
+    short line when a phase starts; ``hook(event, step)`` is called at the crash-safe points
+    ("config", "candidate", "step_done", "result"), for tests that simulate a kill there."""
+    from ipo_vlm.prompting import PROMPT_VERSION
+
+    started = time.perf_counter()
+    say = stage or (lambda msg: log.info("%s", msg))
+    hook = hook or (lambda event, step: None)
+    method = create_method("ipo")
+    backends = backends or create_backends(config)
+    rundir = RunDir(out)
+    rundir.prepare(config.to_dict(), resume, PROMPT_VERSION)
+    hook("config", -1)
+    split = load_or_make_split(rundir, backends.dataset, config)
+    say(f"encoding {len(split.train)} training images of {len(split.base_classnames)} base classes")
+    task = Task(backends.dataset, split, backends.vlm, with_val=config.optimize.select_on == "val")
+    say("describing training images")
+    descriptions, maskings = _descriptions(backends, split, config, rundir)
+    session = _session(backends, config, rundir)
+    seeds = [BASELINE_TEMPLATE, backends.dataset.info.template]
+    ctx = MethodContext(config, task, rundir, seeds, session, descriptions, progress, hook)
+    say(f"optimizing: {config.optimize.steps} steps x {config.optimize.candidates} candidates")
+    outcome = method.run(ctx)
+    say("evaluating on the test split")
+    tokens = (session.tokens_in, session.tokens_out)
+    result = build_result(config, rundir, task, outcome, tokens, maskings, time.perf_counter() - started)
+    hook("result", outcome.steps_done)
+    rundir.write_result(result.to_dict())
+    return result

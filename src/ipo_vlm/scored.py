@@ -1,0 +1,73 @@
+"""``ScoredTemplate``: the one shape of a scored template, from the scorer to the memory, the
+meta-prompt, ``history.jsonl`` and the result."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ScoredTemplate:
+    """A template (``{}`` placeholder) with its accuracy (a fraction in [0, 1]) and mean
+    cross-entropy on the images it was scored on — the few-shot training images in a run —
+    plus where it came from and, when a run scores them, its validation scores.
+
+    ``source``: ``"seed"`` (scored before the first step), ``"llm"``, or another method's name
+    (``"random"``, ...)."""
+
+    template: str
+    accuracy: float
+    loss: float
+    step: int = 0
+    source: str = "seed"
+    llm_call_id: str | None = None
+    val_accuracy: float | None = None
+    val_loss: float | None = None
+
+    def with_(self, **changes: Any) -> "ScoredTemplate":
+        return replace(self, **changes)
+
+    def to_record(self) -> dict[str, Any]:
+        """The ``history.jsonl`` line (validation fields only when scored)."""
+        rec: dict[str, Any] = {
+            "step": self.step,
+            "template": self.template,
+            "train_acc": self.accuracy,
+            "train_loss": self.loss,
+            "source": self.source,
+            "llm_call_id": self.llm_call_id,
+        }
+        if self.val_accuracy is not None:
+            rec["val_acc"], rec["val_loss"] = self.val_accuracy, self.val_loss
+        return rec
+
+    @classmethod
+    def from_record(cls, rec: dict[str, Any]) -> "ScoredTemplate":
+        val = rec.get("val_acc")
+        return cls(
+            template=str(rec["template"]),
+            accuracy=float(rec["train_acc"]),
+            loss=float(rec["train_loss"]),
+            step=int(rec.get("step", 0)),
+            source=str(rec.get("source", "llm")),
+            llm_call_id=rec.get("llm_call_id"),
+            val_accuracy=None if val is None else float(val),
+            val_loss=None if rec.get("val_loss") is None else float(rec["val_loss"]),
+        )
+
+    def rank_key(self, on: str = "train") -> tuple[float, ...]:
+        """Larger is better. ``train``: accuracy, then lower loss. ``val``: validation accuracy,
+        then lower validation loss, then the training key. NaN ranks below every real score."""
+        train = (_num(self.accuracy, -math.inf), -_num(self.loss, math.inf))
+        if on == "train":
+            return train
+        if self.val_accuracy is None:
+            raise ValueError(f"{self.template!r} has no validation score")
+        val = (_num(self.val_accuracy, -math.inf), -_num(self.val_loss, math.inf))
+        return (*val, *train)
+
+
+def _num(x: float | None, default: float) -> float:
+    return default if x is None or math.isnan(x) else float(x)
