@@ -108,7 +108,7 @@ def test_cli_help_lists_subcommands(capsys):
         main(["--help"])
     assert e.value.code == 0
     out = capsys.readouterr().out
-    for name in ("optimize", "evaluate", "demo", "data", "features", "backends"):
+    for name in ("optimize", "evaluate", "demo", "history", "export", "classify", "data", "features", "backends"):
         assert name in out
 
 
