@@ -4,8 +4,9 @@ a time, run the fast test suite against the copy, and report which tests catch e
     .venv/bin/python bench/mutations.py            # all mutations (a few minutes)
     .venv/bin/python bench/mutations.py --only cache
 
-A mutation is (name, original text, mutated text). The original must occur exactly once in the
-whole package, wherever the module lives, so the same table runs before and after modules move.
+A mutation is a name and one or more (original text, mutated text) pairs: the first pair whose
+original occurs exactly once in the whole package is applied, wherever the module lives, so the
+same table runs before and after modules move or a line is rewritten.
 """
 
 from __future__ import annotations
@@ -22,18 +23,24 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-MUTATIONS: list[tuple[str, str, str]] = [
+MUTATIONS: list[tuple[str, list[tuple[str, str]]]] = [
     # wiring between units
-    ("masking gets no class names", "classnames=list(ds.info.classnames),", "classnames=[],"),
-    ("descriptions left out of the meta-prompt", "config.optimize.candidates, descriptions,", "config.optimize.candidates, [],"),
-    ("proposer built without the VLM's token check", ", check=scoring.check)", ")"),
-    ("cache key drops max_tokens and stop", 'payload["stop"] = list(self.stop)', 'payload.pop("stop"); payload.pop("max_tokens")'),
-    ("optimize never uses the response cache", "if config.llm.use_cache:", "if False:"),
-    ("val scores never recorded", 'rec["val_acc"], rec["val_loss"] = val[template]', "pass"),
+    ("masking gets no class names", [("classnames=list(ds.info.classnames),", "classnames=[],")]),
+    ("descriptions left out of the meta-prompt", [
+        ("config.optimize.candidates, descriptions,", "config.optimize.candidates, [],"),
+        ("o.candidates, ctx.descriptions,", "o.candidates, [],"),
+    ]),
+    ("proposer built without the VLM's token check", [(", check=scoring.check)", ")"), (", check=ctx.task.check)", ")")]),
+    ("cache key drops max_tokens and stop", [('payload["stop"] = list(self.stop)', 'payload.pop("stop"); payload.pop("max_tokens")')]),
+    ("optimize never uses the response cache", [("if config.llm.use_cache:", "if False:")]),
+    ("val scores never recorded", [
+        ('rec["val_acc"], rec["val_loss"] = val[template]', "pass"),
+        ("return [t.with_(val_accuracy=v.accuracy, val_loss=v.loss) for t, v in zip(train, val)]", "return train"),
+    ]),
     # units
-    ("memory keeps the worst first", "self._ranked.sort(key=lambda pair: pair[0])", "self._ranked.sort(key=lambda pair: pair[0], reverse=True)"),
-    ("loss tie-break reversed", "return (-accuracy, loss, entry.step, self._added)", "return (-accuracy, -loss, entry.step, self._added)"),
-    ("Retry-After ignored", "if retry_after is not None:\n            # The server", "if False:\n            # The server"),
+    ("memory keeps the worst first", [("self._ranked.sort(key=lambda pair: pair[0])", "self._ranked.sort(key=lambda pair: pair[0], reverse=True)")]),
+    ("loss tie-break reversed", [("return (-accuracy, loss, entry.step, self._added)", "return (-accuracy, -loss, entry.step, self._added)")]),
+    ("Retry-After ignored", [("if retry_after is not None:\n            # The server", "if False:\n            # The server")]),
 ]
 
 
@@ -41,13 +48,14 @@ def _find(src: Path, original: str) -> list[Path]:
     return [p for p in src.rglob("*.py") if original in p.read_text(encoding="utf-8")]
 
 
-def _apply(src: Path, original: str, mutated: str) -> Path | None:
-    hits = _find(src, original)
-    if len(hits) != 1 or hits[0].read_text(encoding="utf-8").count(original) != 1:
-        return None
-    text = hits[0].read_text(encoding="utf-8")
-    hits[0].write_text(text.replace(original, mutated), encoding="utf-8")
-    return hits[0]
+def _apply(src: Path, pairs: list[tuple[str, str]]) -> Path | None:
+    for original, mutated in pairs:
+        hits = _find(src, original)
+        if len(hits) == 1 and hits[0].read_text(encoding="utf-8").count(original) == 1:
+            text = hits[0].read_text(encoding="utf-8")
+            hits[0].write_text(text.replace(original, mutated), encoding="utf-8")
+            return hits[0]
+    return None
 
 
 def _run_suite(pkg_parent: Path, timeout: int) -> tuple[int, list[str], float]:
@@ -66,13 +74,13 @@ def main() -> int:
     ap.add_argument("--timeout", type=int, default=900)
     args = ap.parse_args()
     rows = []
-    for name, original, mutated in MUTATIONS:
+    for name, pairs in MUTATIONS:
         if args.only and args.only not in name:
             continue
         with tempfile.TemporaryDirectory(prefix="ipo-mut-") as tmp:
             copy = Path(tmp) / "src"
             shutil.copytree(ROOT / "src", copy, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-            where = _apply(copy / "ipo_vlm", original, mutated)
+            where = _apply(copy / "ipo_vlm", pairs)
             if where is None:
                 rows.append((name, "NOT APPLIED (text not found exactly once)", ""))
                 continue
