@@ -41,5 +41,6 @@ def test_the_run_matches_the_recorded_one(tmp_path, monkeypatch, select_on):
     assert history == golden["history"]
     written = json.loads((tmp_path / "run" / "result.json").read_text())
     written.pop("minutes")
-    assert written == golden["result"]
+    # fields added since the recording (method, ensembles, ...) may follow; the recorded ones match
+    assert {k: written[k] for k in golden["result"]} == golden["result"]
     assert result.best_template == golden["result"]["best_template"] and result.hm == golden["result"]["hm"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from helpers import Killed, kill_at
 
 from ipo_vlm.captioner.base import NoCaptioner
 from ipo_vlm.config import preset
@@ -31,22 +32,6 @@ def config(**optimize_settings):
 def backends():
     ds = FakeDataset()
     return Backends(ds, FakeVLM(ds.info.classnames), ScriptedLLM(ANSWERS, model_id="scripted-test"), NoCaptioner())
-
-
-class Killed(Exception):
-    pass
-
-
-def kill_at(event, nth=1):
-    seen = {"n": 0}
-
-    def hook(ev, step):
-        if ev == event:
-            seen["n"] += 1
-            if seen["n"] == nth:
-                raise Killed(ev)
-
-    return hook
 
 
 def same(a, b):

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from helpers import Killed, kill_at
 
 from ipo_vlm.errors import ConfigError
 from ipo_vlm.io.hashing import sha256_json
@@ -148,22 +149,6 @@ def test_a_step_asks_again_only_while_fewer_than_half_are_usable(tmp_path):
     llm = ScriptedLLM([two])
     make_loop(tmp_path / "b", llm, steps=1, candidates=5, retries=2).run(SEEDS)
     assert len(llm.requests) == 3  # the same answer never adds the third template: bounded
-
-
-class Killed(Exception):
-    """Stands in for kill -9: raised from the hook, the process state is simply dropped."""
-
-
-def kill_at(event: str, nth: int):
-    count = {"n": 0}
-
-    def hook(ev, step):
-        if ev == event:
-            count["n"] += 1
-            if count["n"] == nth:
-                raise Killed(f"{ev} #{nth}")
-
-    return hook
 
 
 def comparable(run: Path):

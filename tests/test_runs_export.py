@@ -17,7 +17,7 @@ from ipo_vlm.runs.optimize import Backends, optimize
 from ipo_vlm.runs.rundir import RunDir
 from ipo_vlm.runs.classify import Failure, classify_images
 from ipo_vlm.runs.export import export_run, format_safe, render_hf, render_open_clip
-from ipo_vlm.runs.records import rank, read_run, top_templates
+from ipo_vlm.runs.records import rank_records, read_run, top_templates
 from ipo_vlm.testing.fakes import FakeDataset, FakeVLM
 from ipo_vlm.testing.scripted import ScriptedLLM
 
@@ -52,14 +52,14 @@ def runs(tmp_path_factory):
 def test_rank_orders_by_accuracy_then_loss_and_top1_is_the_selected_template(runs):
     for select_on, path in runs.items():
         run = read_run(path)
-        ranked = rank(run.history, select_on)
+        ranked = rank_records(run.history, select_on)
         assert len(ranked) == len({r["template"] for r in run.history})
         acc, loss = f"{select_on}_acc", f"{select_on}_loss"
         for a, b in zip(ranked, ranked[1:]):
             assert (a[acc], -a[loss]) >= (b[acc], -b[loss])
         if select_on == "train":  # memory keeps the train-best, so history's best is the run's pick
             assert top_templates(run, 1) == [run.best_template]
-    by_loss = rank(read_run(runs["train"]).history, "loss")
+    by_loss = rank_records(read_run(runs["train"]).history, "loss")
     assert [r["train_loss"] for r in by_loss] == sorted(r["train_loss"] for r in by_loss)
 
 
@@ -68,15 +68,15 @@ def test_trainval_pools_by_image_counts(runs):
     n_train, n_val = run.image_counts()
     assert n_train == 4 * 3 and n_val > 0  # 4 shots of the 3 base classes
     pooled = lambda r: (r["train_acc"] * n_train + r["val_acc"] * n_val) / (n_train + n_val)  # noqa: E731
-    ranked = rank(run.history, "trainval", (n_train, n_val))
+    ranked = rank_records(run.history, "trainval", (n_train, n_val))
     assert [pooled(r) for r in ranked] == sorted((pooled(r) for r in ranked), reverse=True)
 
 
 def test_ranking_by_val_without_val_scores_and_bad_ensemble_sizes_are_clear_errors(runs):
     run = read_run(runs["train"])
     with pytest.raises(ConfigError, match="validation scores"):
-        rank(run.history, "val")
-    distinct = len(rank(run.history, "train"))
+        rank_records(run.history, "val")
+    distinct = len(rank_records(run.history, "train"))
     with pytest.raises(ConfigError, match="at least 1"):
         top_templates(run, 0)
     with pytest.raises(ConfigError, match=f"larger than the {distinct} distinct"):
@@ -92,7 +92,7 @@ def test_json_export_holds_classes_best_template_vlm_and_ranked_ensemble(runs):
     assert payload["base_classnames"] == split["base_classnames"] and payload["novel_classnames"] == split["novel_classnames"]
     assert payload["best_template"] == result["best_template"] and payload["vlm"] == "fake"
     run = read_run(runs["val"])
-    assert payload["ensemble"]["templates"] == [r["template"] for r in rank(run.history, "val")[:3]]
+    assert payload["ensemble"]["templates"] == [r["template"] for r in rank_records(run.history, "val")[:3]]
     assert payload["ensemble"]["ranked_by"] == "val"
     assert "ensemble" not in json.loads(export_run(runs["val"], "json"))
 

@@ -11,8 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from ipo_vlm.errors import ConfigError
+from ipo_vlm.scored import SELECTION_KEYS
 
 DEFAULT_VLM = "hf:openai/clip-vit-base-patch16"
+DEFAULT_METHOD = "ipo"
+CONTROLS = ("none", "random")
 
 
 @dataclass(frozen=True)
@@ -67,10 +70,19 @@ class OptimizeConfig:
     steps: int = 100
     candidates: int = 5
     memory_size: int = 20
+    #: how the run's template is chosen from the method's pool: train, val, trainval (accuracy
+    #: pooled over the few-shot training and validation images) or loss
     select_on: str = "train"
     max_llm_tokens: int | None = None
     #: extra LLM calls allowed per step when too few valid candidates came back
     max_retries_per_step: int = 2
+    #: also evaluate the mean of the top-K templates' class embeddings (0: no ensemble)
+    ensemble: int = 0
+    #: a control scored beside the method on the same split: "none" or "random" (random search
+    #: with the same steps x candidates; costs no LLM tokens)
+    control: str = "none"
+    #: a template bank file added to the shipped one for the random search (JSON, same layout)
+    bank: str | None = None
 
     def __post_init__(self) -> None:
         if self.steps < 0:
@@ -79,8 +91,12 @@ class OptimizeConfig:
             raise ConfigError(f"candidates must be >= 1, got {self.candidates}")
         if self.memory_size < 1:
             raise ConfigError(f"memory size must be >= 1, got {self.memory_size}")
-        if self.select_on not in ("train", "val"):
-            raise ConfigError(f"select_on must be 'train' or 'val', got {self.select_on!r}")
+        if self.select_on not in SELECTION_KEYS:
+            raise ConfigError(f"select_on must be one of {', '.join(SELECTION_KEYS)}; got {self.select_on!r}")
+        if self.ensemble < 0 or self.ensemble > self.memory_size:
+            raise ConfigError(f"ensemble must be between 1 and the memory size ({self.memory_size}), or 0 for none; got {self.ensemble}")
+        if self.control not in CONTROLS:
+            raise ConfigError(f"unknown control {self.control!r}; known: {', '.join(CONTROLS)}")
         if self.max_llm_tokens is not None and self.max_llm_tokens < 1:
             raise ConfigError("max_llm_tokens must be a positive integer")
 
@@ -95,8 +111,12 @@ class RunConfig:
     #: options passed to the VLM backend (``device``, ``batch_size``, ...), beside any given
     #: on the spec itself (``hf:path?device=cuda``)
     vlm_options: dict[str, Any] = field(default_factory=dict)
+    #: how templates are found: ipo (the LLM), random, handcrafted, ensemble80, or a plugin's
+    method: str = DEFAULT_METHOD
 
     def __post_init__(self) -> None:
+        if not isinstance(self.method, str) or not self.method.strip():
+            raise ConfigError(f"method must be a name such as {DEFAULT_METHOD!r}, got {self.method!r}")
         if not isinstance(self.vlm_options, dict) or not all(isinstance(k, str) for k in self.vlm_options):
             raise ConfigError(f"vlm_options must be a mapping of option names to values, got {self.vlm_options!r}")
 
@@ -116,7 +136,7 @@ class RunConfig:
         ``vlm`` takes a string and ``vlm_options`` a whole mapping."""
         new = self
         for name, value in sections.items():
-            if name in ("vlm", "vlm_options"):
+            if name in ("vlm", "vlm_options", "method"):
                 new = replace(new, **{name: value})
                 continue
             current = getattr(new, name)

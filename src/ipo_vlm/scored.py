@@ -57,16 +57,35 @@ class ScoredTemplate:
             val_loss=None if rec.get("val_loss") is None else float(rec["val_loss"]),
         )
 
-    def rank_key(self, on: str = "train") -> tuple[float, ...]:
-        """Larger is better. ``train``: accuracy, then lower loss. ``val``: validation accuracy,
-        then lower validation loss, then the training key. NaN ranks below every real score."""
-        train = (_num(self.accuracy, -math.inf), -_num(self.loss, math.inf))
+    def rank_key(self, on: str = "train", weights: tuple[int, int] = (1, 1)) -> tuple[float, ...]:
+        """A sort key, larger is better, for one of :data:`SELECTION_KEYS`:
+
+        - ``train``: training accuracy, then lower training loss;
+        - ``val``: validation accuracy, then lower validation loss, then the training key;
+        - ``trainval``: accuracy and loss pooled over the training and validation images
+          (``weights`` = their image counts), then the training key;
+        - ``loss``: lower training loss, then higher training accuracy.
+
+        NaN ranks below every real score."""
+        acc, loss = _num(self.accuracy, -math.inf), -_num(self.loss, math.inf)
         if on == "train":
-            return train
+            return (acc, loss)
+        if on == "loss":
+            return (loss, acc)
+        if on not in SELECTION_KEYS:
+            raise ValueError(f"unknown selection key {on!r}; known: {', '.join(SELECTION_KEYS)}")
         if self.val_accuracy is None:
             raise ValueError(f"{self.template!r} has no validation score")
-        val = (_num(self.val_accuracy, -math.inf), -_num(self.val_loss, math.inf))
-        return (*val, *train)
+        val_acc, val_loss = _num(self.val_accuracy, -math.inf), -_num(self.val_loss, math.inf)
+        if on == "val":
+            return (val_acc, val_loss, acc, loss)
+        wt, wv = weights if sum(weights) > 0 else (1, 1)
+        return ((acc * wt + val_acc * wv) / (wt + wv), (loss * wt + val_loss * wv) / (wt + wv), acc, loss)
+
+
+#: the ways a run can rank its scored templates (``optimize.select_on``)
+SELECTION_KEYS = ("train", "val", "trainval", "loss")
+NEEDS_VAL = frozenset({"val", "trainval"})
 
 
 def _num(x: float | None, default: float) -> float:

@@ -6,8 +6,9 @@ import argparse
 import json
 
 from ipo_vlm.errors import ConfigError
+from ipo_vlm.scored import SELECTION_KEYS
 
-SORTS = ("train", "val", "loss")
+SORTS = SELECTION_KEYS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,13 +34,13 @@ def _loss(value: float | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ipo_vlm.runs.records import rank, read_run
+    from ipo_vlm.runs.records import rank_records, read_run
 
     if args.top < 0:
         raise ConfigError(f"--top must be 0 (all) or more, got {args.top}")
     finished = read_run(args.rundir, need_result=False)
     by = args.sort or (finished.select_on if finished.select_on in SORTS else "train")
-    ranked = rank(finished.history, by)
+    ranked = rank_records(finished.history, by, finished.image_counts())
     if not ranked:
         raise ConfigError(f"{finished.path} has no scored templates yet")
     shown = ranked[: args.top] if args.top else ranked

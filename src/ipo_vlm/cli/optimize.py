@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from ipo_vlm.cli.common import add_data_args, add_vlm_arg, vlm_options
+from ipo_vlm.config import CONTROLS
 from ipo_vlm.errors import ConfigError
+from ipo_vlm.scored import SELECTION_KEYS
 
 # flag name -> (config section, field)
 _FLAG_FIELDS = {
@@ -24,6 +26,8 @@ _FLAG_FIELDS = {
     "memory_size": ("optimize", "memory_size"),
     "select_on": ("optimize", "select_on"),
     "max_llm_tokens": ("optimize", "max_llm_tokens"),
+    "ensemble": ("optimize", "ensemble"),
+    "control": ("optimize", "control"),
 }
 
 
@@ -32,7 +36,11 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=None, help="optimization steps (LLM calls, plus retries)")
     p.add_argument("--seed", type=int, default=None, help="seed of the few-shot split and the LLM requests")
     p.add_argument("--shots", type=int, default=None, help="training images per base class")
-    p.add_argument("--select-on", choices=("train", "val"), default=None, help="pick the best template by training or few-shot validation accuracy")
+    p.add_argument("--select-on", choices=SELECTION_KEYS, default=None,
+                   help="pick the template by training accuracy, few-shot validation accuracy, both pooled (trainval), or training loss")
+    p.add_argument("--ensemble", type=int, default=None, metavar="K", help="also evaluate the ensemble of the top-K templates (0: none)")
+    p.add_argument("--control", choices=CONTROLS, default=None,
+                   help="random: also score a random-search pool of the same budget on the same split (no LLM tokens)")
     p.add_argument("--max-llm-tokens", type=int, default=None, help="stop cleanly (resumable) once this many LLM tokens are spent")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the LLM response cache")
     p.add_argument("--resume", action="store_true", help="continue the run in --out (after a kill, a budget stop, or with more --steps)")
@@ -42,6 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("optimize", help="find a prompt template with an LLM as the optimizer", description=__doc__)
     add_data_args(p)
     add_vlm_arg(p)
+    p.add_argument("--method", default=None, help="how templates are found: ipo (the LLM, default), random, handcrafted, ensemble80")
     p.add_argument("--llm", default=None, help="LLM spec: local, llamacpp:/path.gguf, openai:gpt-4o-mini, scripted:file.json")
     p.add_argument("--captioner", default=None, help="captioner spec: interrogate, openai:<model>, hf:<path>, none")
     p.add_argument("--candidates", type=int, default=None, help="templates asked for per step")
@@ -66,6 +75,8 @@ def resolve_config(args: argparse.Namespace, default_preset: str = "paper") -> A
             overrides.setdefault(section, {})[name] = value
     if getattr(args, "vlm", None):
         overrides["vlm"] = args.vlm
+    if getattr(args, "method", None):
+        overrides["method"] = args.method
     if vlm_options(args):
         overrides["vlm_options"] = vlm_options(args)
     if getattr(args, "no_cache", False):
@@ -120,17 +131,41 @@ def run_with_progress(config: Any, out: Path, resume: bool) -> Any:
             bar.close()
 
 
+def _row(name: str, r: dict[str, Any], template: str) -> str:
+    return f"{name:18}{100 * r['base_acc']:>7.1f}%{100 * r['novel_acc']:>7.1f}%{100 * r['hm']:>7.1f}%  {template}"
+
+
+def result_rows(result: dict[str, Any]) -> list[str]:
+    """The table of a finished run: baselines, the method (and its ensembles), the control."""
+    method = result.get("method", "ipo")
+    lines = [f"{'':18}{'base':>8}{'novel':>8}{'H':>8}  template", _row("baseline", result["baseline"], result["baseline"]["template"]),
+             _row("hand-crafted", result["handcrafted"], result["handcrafted"]["template"])]
+    headline = method if method != "ipo" else "optimized"
+    ensembles = result.get("ensembles") or []
+    if method == "ensemble80" and ensembles:
+        lines.append(_row(headline, result, f"(ensemble of {ensembles[0]['k']} templates)"))
+        ensembles = ensembles[1:]
+    else:
+        lines.append(_row(headline, result, result["best_template"]))
+    lines += [_row(f"  top-{e['k']} ensemble", e, "") for e in ensembles]
+    control = result.get("control")
+    if control:
+        lines.append(_row("random control", control, control["best_template"]))
+        lines += [_row(f"  top-{e['k']} ensemble", e, "") for e in control.get("ensembles") or []]
+    return lines
+
+
 def print_result(result: Any, out: Path) -> None:
     """The baseline vs optimized table (percentages) and where the run lives."""
     result = result.to_dict()
-    rows = [
-        ("baseline", result["baseline"]),
-        ("hand-crafted", result["handcrafted"]),
-        ("optimized", result),
-    ]
-    print(f"\n{'':14}{'base':>8}{'novel':>8}{'H':>8}  template")
-    for name, r in rows:
-        print(f"{name:14}{100 * r['base_acc']:>7.1f}%{100 * r['novel_acc']:>7.1f}%{100 * r['hm']:>7.1f}%  {r.get('template', r.get('best_template'))}")
+    print()
+    print("\n".join(result_rows(result)))
+    control = result.get("control")
+    if control:
+        print(f"\n{result.get('method', 'ipo')} - random control: {100 * control['diff_hm']:+.2f} H points on this split "
+              f"(one split: compare over seeds before concluding)")
+    if result.get("baseline_kept"):
+        print(f"no candidate beat the seeds by the selection rule ({result['select_on']}): the baseline was kept")
     rate = result.get("valid_rate")
     rate_text = f"{100 * rate:.0f}% of {result['candidates_returned']}" if rate is not None else "n/a"
     print(

@@ -77,6 +77,24 @@ class TestSetEvaluator:
         scores = self.scorer.score(list(templates), classnames, feats, np.asarray(labels))
         return [float(s.accuracy) for s in scores]
 
+    def evaluate_ensemble(self, templates: Sequence[str], label: str | None = None) -> EvalScores:
+        """Base/novel/H of the ensemble of ``templates`` (the mean of their normalised class
+        embeddings, see :mod:`ipo_vlm.engine.ensemble`); reported under ``label``."""
+        from ipo_vlm.engine.ensemble import ensemble_accuracy_and_loss
+
+        for t in templates:
+            require_template(t)
+        accs = []
+        for half, (classnames, feats, labels) in enumerate(self._halves):
+            if feats is None or not labels:
+                log.warning("no %s test images; accuracy reported as 0", "base" if half == 0 else "novel")
+                accs.append(0.0)
+                continue
+            acc, _ = ensemble_accuracy_and_loss(self.scorer, templates, classnames, feats, labels, self.scorer.vlm.logit_scale)
+            accs.append(acc)
+        name = label or f"ensemble of {len(templates)} templates"
+        return EvalScores(name, accs[0], accs[1], harmonic_mean(accs[0], accs[1]))
+
     def evaluate(self, templates: Sequence[str]) -> list[EvalScores]:
         """Base/novel/H for each template, in order."""
         for t in templates:

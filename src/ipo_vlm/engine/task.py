@@ -87,10 +87,21 @@ class Task:
             return REASON_TOKEN_LIMIT
         return None
 
-    def evaluate(self, templates: Sequence[str], progress: Any = None) -> list["EvalScores"]:
-        """Base/novel/H of each template on the test split (test images encoded on first use)."""
+    def _tester(self, progress: Any = None) -> "TestSetEvaluator":
         if self._test is None:
             from ipo_vlm.engine.evaluate import TestSetEvaluator
 
             self._test = TestSetEvaluator(self.vlm, self.dataset, self.split, progress=progress, scorer=self.scorer)
-        return self._test.evaluate(templates)
+        return self._test
+
+    def evaluate(self, templates: Sequence[str], progress: Any = None) -> list["EvalScores"]:
+        """Base/novel/H of each template on the test split (test images encoded on first use)."""
+        return self._tester(progress).evaluate(templates)
+
+    def evaluate_ensemble(self, templates: Sequence[str], label: str | None = None) -> "EvalScores":
+        """Base/novel/H of the ensemble of ``templates`` on the test split."""
+        return self._tester().evaluate_ensemble(templates, label)
+
+    def image_counts(self) -> tuple[int, int]:
+        """Few-shot training and validation images: the weights of the ``trainval`` selection."""
+        return len(self.split.train), len(self.split.val)

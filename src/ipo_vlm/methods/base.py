@@ -88,6 +88,10 @@ class MethodOutcome:
     #: the method's final pool to select from, best first (IPO: its episodic memory)
     pool: list[ScoredTemplate]
     steps: list[StepRecord]
+    #: whether the method did all it was asked; None: all configured steps are done
+    complete: bool | None = None
+    #: templates the method itself ensembles (its headline is then the ensemble)
+    ensemble: list[str] | None = None
 
 
 class Method(Protocol):
@@ -102,6 +106,9 @@ class Method(Protocol):
 
 METHODS: Registry[Method] = Registry("method", noun="")
 METHODS.register("ipo", "ipo_vlm.methods.ipo:load_ipo", "an LLM proposes templates from the meta-prompt (the paper's method)")
+METHODS.register("random", "ipo_vlm.methods.random:load_random", "random search over a template bank, same budget and selection (no LLM)")
+METHODS.register("handcrafted", "ipo_vlm.methods.fixed:load_handcrafted", "the dataset's hand-crafted template, no search")
+METHODS.register("ensemble80", "ipo_vlm.methods.fixed:load_ensemble80", "CLIP's 80 ImageNet templates, ensembled")
 
 
 def create_method(name: str, **options: Any) -> Method:

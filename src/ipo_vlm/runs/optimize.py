@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +20,10 @@ from ipo_vlm.engine.task import Task
 from ipo_vlm.io.jsonio import atomic_write_json
 from ipo_vlm.methods.base import Hook, MethodContext, Progress, create_method
 from ipo_vlm.prompting.placeholders import BASELINE_TEMPLATE
+from ipo_vlm.runs.control import run_control
 from ipo_vlm.runs.result import RunResult, build_result
 from ipo_vlm.runs.rundir import RunDir
+from ipo_vlm.scored import NEEDS_VAL
 
 log = logging.getLogger(__name__)
 
@@ -38,19 +40,26 @@ class Backends:
     captioner: Any
 
 
-def create_backends(config: RunConfig, llm: Any = None, vlm: Any = None, captioner: Any = None) -> Backends:
+def create_backends(
+    config: RunConfig, llm: Any = None, vlm: Any = None, captioner: Any = None, uses_llm: bool = True
+) -> Backends:
     """Create (or take the given) backends and run their preflight checks. Raises the typed
-    user errors (``ConfigError``, ``DataError``, ``BackendError``) before any work is done."""
+    user errors (``ConfigError``, ``DataError``, ``BackendError``) before any work is done.
+    A method that needs no LLM (``uses_llm=False``) gets neither an LLM nor a captioner: image
+    descriptions only ever go to the LLM."""
+    from ipo_vlm.captioner.base import NoCaptioner
     from ipo_vlm.data import load_dataset
 
     dataset = load_dataset(config.data.dataset, config.data.data_root)
-    if llm is None:
+    if llm is None and uses_llm:
         from ipo_vlm.llm import create_llm
 
         llm = create_llm(config.llm.spec)
     check = getattr(llm, "check", None)
     if callable(check):
         check()  # missing key / unreachable server: fail now, not after the features
+    if not uses_llm:
+        captioner = captioner or NoCaptioner()
     if vlm is None:
         from ipo_vlm.vlm import create_vlm
 
@@ -125,6 +134,13 @@ def _session(backends: Backends, config: RunConfig, rundir: RunDir) -> Any:
     )
 
 
+def _what_runs(config: RunConfig) -> str:
+    o = config.optimize
+    if config.method in ("ipo", "random"):
+        return f"{config.method}: {o.steps} steps x {o.candidates} candidates"
+    return f"{config.method}: scoring its templates"
+
+
 def optimize(
     config: RunConfig,
     out: str | Path,
@@ -145,24 +161,33 @@ def optimize(
     started = time.perf_counter()
     say = stage or (lambda msg: log.info("%s", msg))
     hook = hook or (lambda event, step: None)
-    method = create_method("ipo")
-    backends = backends or create_backends(config)
+    method = create_method(config.method)
+    backends = backends or create_backends(config, uses_llm=method.uses_llm)
     rundir = RunDir(out)
     rundir.prepare(config.to_dict(), resume, PROMPT_VERSION)
     hook("config", -1)
     split = load_or_make_split(rundir, backends.dataset, config)
     say(f"encoding {len(split.train)} training images of {len(split.base_classnames)} base classes")
-    task = Task(backends.dataset, split, backends.vlm, with_val=config.optimize.select_on == "val")
-    say("describing training images")
-    descriptions, maskings = _descriptions(backends, split, config, rundir)
-    session = _session(backends, config, rundir)
+    task = Task(backends.dataset, split, backends.vlm, with_val=config.optimize.select_on in NEEDS_VAL)
+    descriptions, maskings = [], 0
+    if method.uses_llm and backends.captioner.model_id != "none":
+        say("describing training images")
+        descriptions, maskings = _descriptions(backends, split, config, rundir)
+    session = _session(backends, config, rundir) if method.uses_llm else None
     seeds = [BASELINE_TEMPLATE, backends.dataset.info.template]
     ctx = MethodContext(config, task, rundir, seeds, session, descriptions, progress, hook)
-    say(f"optimizing: {config.optimize.steps} steps x {config.optimize.candidates} candidates")
+    say(_what_runs(config))
     outcome = method.run(ctx)
+    control = None
+    if config.optimize.control == "random" and config.method != "random":
+        say(f"random-search control: {config.optimize.steps} steps x {config.optimize.candidates} candidates")
+        control = run_control(config, rundir, task, seeds, hook)
     say("evaluating on the test split")
-    tokens = (session.tokens_in, session.tokens_out)
+    tokens = (session.tokens_in, session.tokens_out) if session else (0, 0)
     result = build_result(config, rundir, task, outcome, tokens, maskings, time.perf_counter() - started)
+    if control is not None:
+        control["diff_hm"] = result.hm - control["hm"]
+        result = replace(result, control=control)
     hook("result", outcome.steps_done)
     rundir.write_result(result.to_dict())
     return result

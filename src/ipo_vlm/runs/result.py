@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 from ipo_vlm.engine.evaluate import EvalScores
 from ipo_vlm.methods.base import MethodOutcome, StepRecord
 from ipo_vlm.prompting.placeholders import BASELINE_TEMPLATE
-from ipo_vlm.runs.select import select_best
+from ipo_vlm.runs.select import rank
+from ipo_vlm.scored import ScoredTemplate
 
 if TYPE_CHECKING:
     from ipo_vlm.config import RunConfig
@@ -53,6 +54,15 @@ class RunResult:
     seed: int
     vlm: str
     llm: str
+    method: str = "ipo"
+    #: the selected template is one of the seeds ("a photo of a {}." or the dataset's own): the
+    #: search found nothing better by the selection rule
+    baseline_kept: bool = False
+    #: ensembles evaluated beside the single template: {k, templates, base_acc, novel_acc, hm}
+    ensembles: list[dict[str, Any]] = field(default_factory=list)
+    #: the random-search control on the same split: {method, best_template, base_acc, novel_acc,
+    #: hm, diff_hm (this run's H minus the control's), templates_scored, ensembles}
+    control: dict[str, Any] | None = None
     #: fields added by later versions or other methods, kept as read
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -100,18 +110,42 @@ def _unique(items: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(items))
 
 
+def ranked_pool(task: "Task", config: "RunConfig", history: Sequence[ScoredTemplate], outcome: MethodOutcome) -> list[ScoredTemplate]:
+    """The method's pool, best first by the run's selection rule."""
+    return rank(history, config.optimize.select_on, [s.template for s in outcome.pool], task.image_counts())
+
+
+def ensemble_rows(task: "Task", ranked: Sequence[ScoredTemplate], ks: Iterable[int]) -> list[dict[str, Any]]:
+    """Test base/novel/H of the top-k ensembles of ``ranked`` (k larger than the pool: skipped)."""
+    rows = []
+    for k in ks:
+        if 0 < k <= len(ranked):
+            templates = [s.template for s in ranked[:k]]
+            scores = task.evaluate_ensemble(templates, f"top-{k} ensemble")
+            rows.append({"k": k, "templates": templates, "base_acc": scores.base_acc, "novel_acc": scores.novel_acc, "hm": scores.hm})
+    return rows
+
+
 def build_result(
     config: "RunConfig", rundir: "RunDir", task: "Task", outcome: MethodOutcome, tokens: tuple[int, int], maskings: int, seconds: float
 ) -> RunResult:
-    """Select the best template of the method's pool, evaluate it and both baselines on the
-    test split, and gather the run's numbers."""
+    """Select the best template of the method's pool, evaluate it, its ensembles and both
+    baselines on the test split, and gather the run's numbers. A method that ensembles its own
+    templates (``ensemble80``) has the ensemble as its headline."""
     history = rundir.history()
-    best = select_best(history, [s.template for s in outcome.pool], config.optimize.select_on)
+    ranked = ranked_pool(task, config, history, outcome)
+    best = ranked[0]
     handcrafted = task.dataset.info.template
     scores = {s.template: s for s in task.evaluate(_unique([best.template, BASELINE_TEMPLATE, handcrafted]))}
     top = scores[best.template]
+    ensembles = ensemble_rows(task, ranked, [config.optimize.ensemble])
+    if outcome.ensemble:
+        top = task.evaluate_ensemble(outcome.ensemble, f"{config.method} ensemble")
+        ensembles.insert(0, {"k": len(outcome.ensemble), "templates": list(outcome.ensemble), "base_acc": top.base_acc,
+                             "novel_acc": top.novel_acc, "hm": top.hm})
+    complete = outcome.complete if outcome.complete is not None else outcome.steps_done >= config.optimize.steps
     return RunResult(
-        best_template=top.template,
+        best_template=best.template,
         base_acc=top.base_acc,
         novel_acc=top.novel_acc,
         hm=top.hm,
@@ -125,7 +159,7 @@ def build_result(
         handcrafted=scores[handcrafted],
         steps_done=max(outcome.steps_done, 0),
         steps=config.optimize.steps,
-        complete=outcome.stopped == "done" and outcome.steps_done >= config.optimize.steps,
+        complete=outcome.stopped == "done" and complete,
         stopped=outcome.stopped,
         templates_scored=len(history),
         llm_tokens_in=tokens[0],
@@ -138,4 +172,7 @@ def build_result(
         seed=config.data.seed,
         vlm=config.vlm,
         llm=config.llm.spec,
+        method=config.method,
+        baseline_kept=best.source == "seed" and config.method not in ("handcrafted", "ensemble80"),
+        ensembles=ensembles,
     )

@@ -36,6 +36,8 @@ RESUMABLE_CHANGES = frozenset({
     "optimize.steps", "optimize.max_llm_tokens", "llm.use_cache",
     # where and in what batches the VLM runs does not change what the run is
     "vlm_options.device", "vlm_options.batch_size", "vlm_options.text_batch_size",
+    # evaluated after the search, from what it recorded
+    "optimize.ensemble", "optimize.control",
 })
 _VERSIONED_PACKAGES = ("ipo-vlm", "numpy", "torch", "transformers", "openai", "llama_cpp_python", "pillow")
 
@@ -103,7 +105,7 @@ class RunDir:
             return None
         old = self.read_config()
         old_config = old["config"]
-        diffs = [d for d in config_differences(old_config, config) if d not in RESUMABLE_CHANGES]
+        diffs = [d for d in config_differences(_with_defaults(old_config), _with_defaults(config)) if d not in RESUMABLE_CHANGES]
         if old.get("prompt_version") != prompt_version:
             diffs.append("prompt_version")
         if diffs:
@@ -179,6 +181,17 @@ class RunDir:
             return json.loads(self.result_path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as e:
             raise ConfigError(f"cannot read {self.result_path}: {e}") from None
+
+
+def _with_defaults(recorded: dict[str, Any]) -> dict[str, Any]:
+    """A recorded config with the settings added since it was written at their defaults, so
+    a run made by an older version still resumes (an unreadable one is compared as recorded)."""
+    from ipo_vlm.config import RunConfig
+
+    try:
+        return RunConfig.from_dict(recorded).to_dict()
+    except ConfigError:
+        return recorded
 
 
 def _now() -> str:

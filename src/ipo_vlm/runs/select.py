@@ -1,4 +1,4 @@
-"""Choosing a run's template: the best of a pool by the run's selection rule."""
+"""Choosing a run's templates: the pool ranked by the run's selection rule, its best, its top K."""
 
 from __future__ import annotations
 
@@ -6,26 +6,47 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from ipo_vlm.errors import ConfigError
-from ipo_vlm.scored import ScoredTemplate
+from ipo_vlm.scored import NEEDS_VAL, SELECTION_KEYS, ScoredTemplate
 
 if TYPE_CHECKING:
     from ipo_vlm.runs.rundir import RunDir
 
 
-def select_best(history: Sequence[ScoredTemplate], candidates: Iterable[str] | None, select_on: str) -> ScoredTemplate:
-    """The best scored template among ``candidates`` (all of history if None).
-
-    ``train``: highest training accuracy, ties broken by lower loss. ``val``: the same on the
-    few-shot validation split, then the training scores. Equal keys keep the earliest record."""
+def rank(
+    history: Sequence[ScoredTemplate], select_on: str, candidates: Iterable[str] | None = None, weights: tuple[int, int] = (1, 1)
+) -> list[ScoredTemplate]:
+    """Distinct templates among ``candidates`` (all of history if None), best first by
+    ``select_on`` (see :meth:`ScoredTemplate.rank_key`); equal keys keep history order."""
+    if select_on not in SELECTION_KEYS:
+        raise ConfigError(f"unknown selection rule {select_on!r}; known: {', '.join(SELECTION_KEYS)}")
     allowed = None if candidates is None else set(candidates)
-    pool = [s for s in history if allowed is None or s.template in allowed]
+    pool: dict[str, ScoredTemplate] = {}
+    for s in history:
+        if allowed is None or s.template in allowed:
+            pool.setdefault(s.template, s)
     if not pool:
         raise ConfigError("the run has no scored templates yet")
-    if select_on == "val":
-        missing = [s.template for s in pool if s.val_accuracy is None]
+    if select_on in NEEDS_VAL:
+        missing = [s.template for s in pool.values() if s.val_accuracy is None]
         if missing:
-            raise ConfigError(f"select_on=val but {len(missing)} templates have no validation score")
-    return max(pool, key=lambda s: s.rank_key(select_on))
+            raise ConfigError(f"selection by {select_on} needs validation scores, but {len(missing)} of {len(pool)} templates have none")
+    return sorted(pool.values(), key=lambda s: s.rank_key(select_on, weights), reverse=True)
+
+
+def select_best(
+    history: Sequence[ScoredTemplate], candidates: Iterable[str] | None, select_on: str, weights: tuple[int, int] = (1, 1)
+) -> ScoredTemplate:
+    """The best scored template among ``candidates`` (all of history if None)."""
+    return rank(history, select_on, candidates, weights)[0]
+
+
+def check_ensemble_size(k: int, available: int) -> int:
+    """``k`` if an ensemble of ``k`` templates can be drawn from ``available`` distinct ones."""
+    if k < 1:
+        raise ConfigError(f"--ensemble must be at least 1, got {k}")
+    if k > available:
+        raise ConfigError(f"--ensemble {k} is larger than the {available} distinct templates the run scored")
+    return k
 
 
 def best_template_of(rundir: "RunDir", select_on: str = "train") -> str:

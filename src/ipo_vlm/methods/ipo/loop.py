@@ -1,39 +1,24 @@
-"""The optimization loop: render -> ask -> parse -> score -> remember -> record, step by step.
-
-Everything the loop needs comes in as small dependencies (an LLM session, a proposer that
-renders and parses meta-prompts, score functions, the run directory), so it is tested with fakes
-and wired to the real VLM and LLM in :mod:`ipo_vlm.runs.optimize`.
-
-Crash safety: each scored template is appended to ``history.jsonl`` as soon as it is scored and
-a line in ``steps.jsonl`` marks a finished step. Resuming rebuilds memory and the set of seen
-templates from the finished steps, re-runs the first unfinished step (its LLM answers come back
-identical from the response cache or the scripted LLM) and reuses, instead of re-scoring, any of
-its candidates that were already recorded.
-"""
+"""IPO's step: render the meta-prompt from the memory, ask the LLM (again, a bounded number of
+times, while too few candidates are usable), parse, and score the new templates. Everything else
+— seeds, recording, resume, budget stops — is the shared :class:`~ipo_vlm.methods.search.SearchLoop`."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ipo_vlm.errors import BudgetExceeded
-from ipo_vlm.io.hashing import sha256_json
 from ipo_vlm.llm.base import LLMRequest, OutputConstraint
-from ipo_vlm.methods.base import Hook, MethodOutcome, Progress, RunRecord, StepRecord
+from ipo_vlm.methods.base import Hook, Progress, RunRecord, StepRecord
 from ipo_vlm.methods.ipo.proposer import Parsed, Proposer
+from ipo_vlm.methods.search import Candidate, ScoreFn, SearchLoop, request_seed
 from ipo_vlm.prompting.placeholders import LLM_PLACEHOLDER
-from ipo_vlm.scored import ScoredTemplate
 
 if TYPE_CHECKING:
     from ipo_vlm.config import RunConfig
     from ipo_vlm.methods.ipo.memory import Memory
 
 log = logging.getLogger(__name__)
-
-#: scored templates for a batch of templates, in order (training scores, plus validation
-#: scores when the run selects on them)
-ScoreFn = Callable[[Sequence[str]], list[ScoredTemplate]]
 
 
 class LLMSessionLike(Protocol):
@@ -49,13 +34,8 @@ def enough_candidates(candidates: int) -> int:
     return (candidates + 1) // 2
 
 
-def request_seed(run_seed: int, step: int, sample_index: int) -> int:
-    """A per-request seed that depends only on where the request sits in the run."""
-    return int(sha256_json({"run_seed": run_seed, "step": step, "sample": sample_index})[:8], 16)
-
-
-class OptimizationLoop:
-    """Runs (or resumes) the seed step and the LLM steps of one run directory."""
+class OptimizationLoop(SearchLoop):
+    """The LLM optimizer's loop."""
 
     def __init__(
         self,
@@ -68,64 +48,15 @@ class OptimizationLoop:
         progress: Callable[[Progress], None] | None = None,
         hook: Hook | None = None,
     ) -> None:
-        self.record = record
-        self.config = config
+        super().__init__(record, config, score, memory, progress, hook)
         self.session = session
         self.proposer = proposer
-        self.score = score
-        self.memory = memory
-        self.progress = progress
-        self.hook = hook or (lambda event, step: None)
-        self.seen: set[str] = set()
-        self._pending: dict[str, ScoredTemplate] = {}
 
-    # -- resume ------------------------------------------------------------------------------
+    def key(self, template: str) -> str:
+        return self.proposer.key(template)
 
-    def _restore(self) -> int:
-        """Rebuild memory and ``seen`` from finished steps; keep the unfinished step's already
-        scored candidates for reuse. Returns the first step to run."""
-        last = self.record.last_step_done()
-        for scored in self.record.history():
-            if scored.step <= last:
-                self.memory.add(scored)
-                self.seen.add(self.proposer.key(scored.template))
-            elif scored.step == last + 1:
-                self._pending[scored.template] = scored
-        if last >= 0 or self._pending:
-            log.info("resuming after step %d (%d recorded candidates reused)", last, len(self._pending))
-        return last + 1
-
-    # -- scoring and recording ---------------------------------------------------------------
-
-    def _score_and_record(self, step: int, items: list[tuple[str, str, str | None]]) -> None:
-        """Score ``(template, source, llm_call_id)`` items in one batch (skipping those already
-        recorded), append each to history at once, then add all to memory in order."""
-        fresh = [t for t, _, _ in items if t not in self._pending]
-        scores = dict(zip(fresh, self.score(fresh))) if fresh else {}
-        kept = []
-        for template, source, call_id in items:
-            scored = self._pending.get(template)
-            if scored is None:
-                scored = scores[template].with_(step=step, source=source, llm_call_id=call_id)
-                self.record.append_history(scored)
-                self.hook("candidate", step)
-            kept.append(scored)
-        # candidates recorded before a crash whose re-asked step answered differently (no
-        # response cache) are kept too: they were scored, so they are not thrown away
-        kept += [s for t, s in self._pending.items() if t not in {i[0] for i in items}]
-        for scored in kept:
-            self.memory.add(scored.with_(step=step))
-            self.seen.add(self.proposer.key(scored.template))
-        self._pending.clear()
-
-    def _seed_step(self, seeds: Sequence[str]) -> StepRecord:
-        items, keys = [], set()
-        for template in seeds:
-            if self.proposer.key(template) not in keys:
-                keys.add(self.proposer.key(template))
-                items.append((template, "seed", None))
-        self._score_and_record(0, items)
-        return StepRecord(step=0, returned=len(items), valid=len(items))
+    def tokens(self) -> tuple[int, int]:
+        return (self.session.tokens_in, self.session.tokens_out)
 
     # -- one LLM step ------------------------------------------------------------------------
 
@@ -154,10 +85,10 @@ class OptimizationLoop:
         parsed = box.get("p") or self.proposer.parse(response.text, set(seen))
         return parsed, response
 
-    def _llm_step(self, step: int) -> StepRecord:
+    def step(self, step: int) -> StepRecord:
         messages = self.proposer.messages(self.memory.for_prompt())
         record = StepRecord(step=step)
-        chosen: list[tuple[str, str, str | None]] = []
+        chosen: list[Candidate] = []
         seen = set(self.seen)
         wanted = self.config.optimize.candidates
         for sample_index in range(1 + self.config.optimize.max_retries_per_step):
@@ -182,28 +113,3 @@ class OptimizationLoop:
         self._score_and_record(step, chosen)
         return record
 
-    # -- the run -----------------------------------------------------------------------------
-
-    def run(self, seeds: Sequence[str]) -> MethodOutcome:
-        """Run from wherever the run's record stands to ``optimize.steps``; stops cleanly
-        (``stopped="budget"``) when the LLM session's token budget is spent."""
-        start = self._restore()
-        stopped = "done"
-        for step in range(start, self.config.optimize.steps + 1):
-            try:
-                record = self._seed_step(seeds) if step == 0 else self._llm_step(step)
-            except BudgetExceeded as e:
-                log.info("stopping at step %d: %s", step, e)
-                stopped = "budget"
-                break
-            self.record.append_step(record)
-            self.hook("step_done", step)
-            self._report(step)
-        return MethodOutcome(self.record.last_step_done(), stopped, self.memory.entries, self.record.steps())
-
-    def _report(self, step: int) -> None:
-        if self.progress is None:
-            return
-        best = self.memory.best()
-        steps = self.config.optimize.steps
-        self.progress(Progress(step, steps, best.template, best.accuracy, self.session.tokens_in, self.session.tokens_out))

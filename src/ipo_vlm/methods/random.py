@@ -1,0 +1,54 @@
+"""``random``: random search, the control the paper lacks. The same loop, budget (steps x
+candidates), memory, selection and run files as IPO, with the LLM replaced by a sampler over a
+template bank composed from generic phrase parts and the dataset's domain word, never from
+class names (:mod:`ipo_vlm.prompting.bank`). Seeded by the run seed and the step, so a resumed
+run draws what the interrupted one would have; it spends no LLM tokens."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from ipo_vlm.methods.base import MethodContext, MethodOutcome, StepRecord
+from ipo_vlm.methods.search import SearchLoop, request_seed
+
+SOURCE = "random"
+
+
+class RandomLoop(SearchLoop):
+    def __init__(self, ctx: MethodContext, memory: Any) -> None:
+        super().__init__(ctx.record, ctx.config, ctx.task.score, memory, ctx.progress, ctx.hook)
+        from ipo_vlm.prompting.bank import TemplateBank
+
+        self.bank = TemplateBank.load(extra=ctx.config.optimize.bank)
+        self.domain = ctx.task.dataset.info.domain
+        self.check = ctx.task.check
+
+    def step(self, step: int) -> StepRecord:
+        rng = random.Random(request_seed(self.config.data.seed, step, 0))
+        drawn = self.bank.sample(self.config.optimize.candidates, rng, self.domain, exclude=self.seen)
+        record = StepRecord(step=step, returned=len(drawn))
+        usable = []
+        for template in drawn:
+            reason = self.check(template)
+            if reason:
+                record.rejected[reason] = record.rejected.get(reason, 0) + 1
+            else:
+                usable.append((template, SOURCE, None))
+        record.valid = len(usable)
+        self._score_and_record(step, usable)
+        return record
+
+
+class RandomSearch:
+    name = "random"
+    uses_llm = False
+
+    def run(self, ctx: MethodContext) -> MethodOutcome:
+        from ipo_vlm.methods.ipo.memory import Memory
+
+        return RandomLoop(ctx, Memory(ctx.config.optimize.memory_size)).run(ctx.seeds)
+
+
+def load_random(name: str = "", **_: Any) -> RandomSearch:
+    return RandomSearch()
