@@ -46,7 +46,7 @@ def _meta(run: RunFiles) -> str:
         ("created", run.created),
         ("directory", run.path.name),
     ]
-    return '<p class="meta">' + " · ".join(f"{esc(k)}: <b>{esc(v)}</b>" for k, v in items if v is not None) + "</p>"
+    return '<p class="meta">' + " · ".join(f"{esc(k)}: <strong>{esc(v)}</strong>" for k, v in items if v is not None) + "</p>"
 
 
 def _row(label: str, rec: dict[str, Any], template: Any, base_hm: Any) -> list[Any]:
@@ -97,7 +97,7 @@ def _headline(r: dict[str, Any]) -> str:
         ("minutes", num(r.get("minutes"), 1) if r.get("minutes") is not None else None),
     ]
     out.append("<p>" + "".join(f'<span class="pill">{esc(p)}</span>' for p in pills) +
-               " · ".join(f"{esc(k)}: <b>{esc(v)}</b>" for k, v in facts if v is not None) + "</p>")
+               " · ".join(f"{esc(k)}: <strong>{esc(v)}</strong>" for k, v in facts if v is not None) + "</p>")
     return "\n".join(out)
 
 
