@@ -14,8 +14,10 @@ from typing import Any
 import numpy as np
 
 from ipo_vlm.errors import ConfigError
-from ipo_vlm.evaluate import check_template, harmonic_mean  # noqa: F401  (re-exported for explain)
+from ipo_vlm.evaluate import check_template, harmonic_mean
 from ipo_vlm.rundir import RunDir
+
+__all__ = ["Part", "RunTask", "check_template"]
 
 
 @dataclass

@@ -37,8 +37,13 @@ def _meta(run: RunFiles) -> str:
     r, c = run.result or {}, run.config
     data = c.get("data", {}) if isinstance(c.get("data"), dict) else {}
     llm = c.get("llm", {}).get("spec") if isinstance(c.get("llm"), dict) else None
+    split = run.split or {}
+    classes = None
+    if isinstance(split.get("base_classnames"), list) and isinstance(split.get("novel_classnames"), list):
+        classes = f"{len(split['base_classnames'])} base + {len(split['novel_classnames'])} novel"
     items = [
         ("method", METHOD_NAMES.get(str(r.get("method")), r.get("method") or "ipo")),
+        ("classes", classes),
         ("VLM", r.get("vlm") or c.get("vlm")),
         ("LLM", r.get("llm") or llm),
         ("shots", r.get("shots", data.get("shots"))),
@@ -76,7 +81,7 @@ def _headline(r: dict[str, Any]) -> str:
         if isinstance(ens, dict):
             templates = [str(t) for t in ens.get("templates") or []]
             shown = Cell(f"<details><summary>{len(templates)} templates</summary>" + "<br>".join(tpl(t) for t in templates) + "</details>")
-            row = _row(f"ensemble top-{esc(ens.get('k', len(templates)))}", ens, "", base_hm)
+            row = _row(f"ensemble top-{ens.get('k', len(templates))}", ens, "", base_hm)
             row[1] = shown
             rows.append(row)
             classes.append("")
