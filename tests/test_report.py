@@ -79,6 +79,13 @@ def test_baseline_kept_is_said(tmp_path):
     result["baseline_kept"] = True
     (run / "result.json").write_text(json.dumps(result))
     assert "baseline kept" in parse_dom(build_report(run).read_text()).text
+    # today's result.json has no baseline_kept: the selected template tells
+    old = synthetic_run(tmp_path / "old", steps=2, optional_fields=False)
+    result = json.loads((old / "result.json").read_text())
+    assert "baseline replaced" in parse_dom(build_report(old).read_text()).text
+    result["best_template"] = result["baseline"]["template"]
+    (old / "result.json").write_text(json.dumps(result))
+    assert "baseline kept" in parse_dom(build_report(old).read_text()).text
 
 
 def test_a_run_written_by_optimize(tmp_path):

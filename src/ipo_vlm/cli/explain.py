@@ -46,7 +46,7 @@ def format_table(explained: dict[str, Any]) -> list[str]:
         f"full: train {100 * full['train_acc']:.1f}% (loss {full['train_loss']:.3f}) | "
         f"base {100 * full['base_acc']:.1f}% | novel {100 * full['novel_acc']:.1f}% | H {100 * full['hm']:.1f}%",
         "change when removed, in points (+ = the words help):",
-        f"  {'removed':<{width}} {'train':>6} {'loss':>7} {'base':>6} {'novel':>6} {'H':>6}  {'H':^{2 * BAR + 1}}",
+        f"  {'removed':<{width}} {'train':>6} {'loss':>7} {'base':>6} {'novel':>6} {'H':>6}  {'H change':^{2 * BAR + 1}}",
     ]
     for r in rows:
         loss = "" if r["d_train_loss"] is None else f"{r['d_train_loss']:+.3f}"

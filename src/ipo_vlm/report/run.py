@@ -42,7 +42,7 @@ def _meta(run: RunFiles) -> str:
     if isinstance(split.get("base_classnames"), list) and isinstance(split.get("novel_classnames"), list):
         classes = f"{len(split['base_classnames'])} base + {len(split['novel_classnames'])} novel"
     items = [
-        ("method", METHOD_NAMES.get(str(r.get("method")), r.get("method") or "ipo")),
+        ("method", METHOD_NAMES.get(str(r.get("method") or "ipo"), r.get("method"))),
         ("classes", classes),
         ("VLM", r.get("vlm") or c.get("vlm")),
         ("LLM", r.get("llm") or llm),
@@ -63,7 +63,7 @@ def _row(label: str, rec: dict[str, Any], template: Any, base_hm: Any) -> list[A
 def _headline(r: dict[str, Any]) -> str:
     baseline = r.get("baseline") or {}
     base_hm = baseline.get("hm")
-    method = METHOD_NAMES.get(str(r.get("method")), str(r.get("method") or "IPO"))
+    method = METHOD_NAMES.get(str(r.get("method") or "ipo"), str(r.get("method")))
     rows = [_row(f"{method} (selected)", r, r.get("best_template"), base_hm)]
     classes = ["best"]
     if baseline:
@@ -87,8 +87,11 @@ def _headline(r: dict[str, Any]) -> str:
             classes.append("")
     out = [table(["", "template", "base", "novel", "H", "H vs baseline (points)"], rows, numeric=(2, 3, 4, 5), row_class=classes, id="headline")]
     pills = []
-    if "baseline_kept" in r:
-        pills.append("baseline kept (no candidate beat it)" if r["baseline_kept"] else "baseline replaced")
+    kept = r.get("baseline_kept")
+    if kept is None and baseline.get("template") is not None:
+        kept = r.get("best_template") == baseline.get("template")
+    if kept is not None:
+        pills.append("baseline kept (no candidate beat it)" if kept else "baseline replaced")
     if r.get("complete") is False:
         pills.append(f"stopped early: {r.get('stopped')}")
     if isinstance(control, dict) and isinstance(control.get("diff_hm"), (int, float)):
