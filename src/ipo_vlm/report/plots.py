@@ -141,13 +141,13 @@ def cost_plot(steps: Sequence[dict[str, Any]], seconds: dict[int, float]) -> str
         ax.set_xlabel("step")
         _integer_steps(ax)
         ax.set_ylabel("LLM tokens")
-        ax.set_ylim(0, 1.3 * max([a + b for a, b in zip(tin, tout)] or [1]))
+        ax.set_ylim(0, 1.3 * (max([a + b for a, b in zip(tin, tout)], default=0) or 1))
         if seconds:
             ax2 = ax.twinx()
             ax2.plot(xs, [seconds.get(x, 0.0) for x in xs], color="black", linewidth=0.6 if dense else 1, alpha=0.6 if dense else 1,
                      marker="" if dense else ".", markersize=3, label="LLM seconds")
             ax2.set_ylabel("seconds")
-            ax2.set_ylim(0, 1.3 * max(list(seconds.values()) or [1]))
+            ax2.set_ylim(0, 1.3 * (max(seconds.values(), default=0.0) or 1.0))  # a cached or scripted LLM takes ~0 s
             ax2.spines["right"].set_visible(True)
         handles = [h for a in fig.axes for h in a.get_legend_handles_labels()[0]]
         labels = [lab for a in fig.axes for lab in a.get_legend_handles_labels()[1]]
