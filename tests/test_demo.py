@@ -32,6 +32,7 @@ def test_demo_runs_the_whole_pipeline_and_prints_the_table(tmp_path, capsys):
     assert result["steps_done"] == 2 and result["vlm"] == "demo:fashion"
     assert result["handcrafted"]["template"] != "" and result["baseline"]["template"] == "a photo of a {}."
     assert "baseline" in printed and "optimized" in printed and str(out) in printed
+    assert f"report: {out / 'report.html'}" in printed and (out / "report.html").stat().st_size > 10_000
     descriptions = [json.loads(l) for l in (out / "descriptions.jsonl").read_text().splitlines()]
     assert len(descriptions) == 16 * 5 and len({d["ref"] for d in descriptions}) == 80
     classnames = json.loads((out / "split.json").read_text())["base_classnames"]

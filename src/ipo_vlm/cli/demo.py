@@ -25,4 +25,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else default_out("demo")
     result = run_with_progress(config, out, args.resume)
     print_result(result, out)
+    from ipo_vlm.report import build_run_report
+
+    print(f"report: {build_run_report(out)}")
     return 0

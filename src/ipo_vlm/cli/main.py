@@ -12,7 +12,9 @@ from ipo_vlm import __version__
 from ipo_vlm.errors import IpoError
 
 # Each module defines ``register(subparsers)`` and sets ``func`` on its parser.
-SUBCOMMANDS = ("optimize", "evaluate", "demo", "history", "export", "classify", "data", "features", "backends")
+SUBCOMMANDS = (
+    "optimize", "evaluate", "demo", "history", "export", "classify", "explain", "report", "data", "features", "backends",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

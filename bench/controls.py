@@ -1,0 +1,133 @@
+"""Does the LLM earn its keep? IPO against its random-search control on the same splits.
+
+For each seed: one run with ``--control random`` (selection scores recorded for every rule),
+then, from the run files alone, base/novel/H of the baseline, the method and the control under
+each selection rule (train, val, trainval) and for top-1/3/5 ensembles; per-split paired
+differences IPO - random with mean +- sd.
+
+    .venv/bin/python bench/controls.py --seeds 1-10 --out /tmp/controls            # the demo
+    .venv/bin/python bench/controls.py --preset demo --dataset demo-shifted --vlm demo:fashion-shifted ...
+
+Runs already in --out are reused (resumed if unfinished), so the table can be re-printed."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+RULES = ("train", "val", "trainval")
+KS = (1, 3, 5)
+
+
+def seeds_arg(text: str) -> list[int]:
+    if "-" in text:
+        a, b = text.split("-")
+        return list(range(int(a), int(b) + 1))
+    return [int(x) for x in text.split(",")]
+
+
+def run_one(args: argparse.Namespace, seed: int) -> Path:
+    from ipo_vlm.runs.optimize import optimize, resolve_run_config
+
+    out = Path(args.out) / f"seed{seed}"
+    overrides: dict = {"data": {"seed": seed}, "optimize": {"select_on": "trainval", "control": "random", "ensemble": 0}}
+    for section, key, value in (("data", "dataset", args.dataset), ("llm", "spec", args.llm), ("captioner", "spec", args.captioner),
+                                ("optimize", "steps", args.steps)):
+        if value is not None:
+            overrides.setdefault(section, {})[key] = value
+    if args.vlm:
+        overrides["vlm"] = args.vlm
+    resume = (out / "config.json").exists()
+    if (out / "result.json").exists():
+        return out
+    config = resolve_run_config(None, False, args.preset, None, overrides)
+    started = time.perf_counter()
+    result = optimize(config, out, resume=resume)
+    print(f"seed {seed}: {result.minutes:.1f} min in this call, tokens {result.llm_tokens_in}+{result.llm_tokens_out},"
+          f" {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
+    return out
+
+
+def pool_of(rundir, memory_size: int):
+    from ipo_vlm.methods.ipo.memory import Memory
+
+    return Memory.from_entries(rundir.history(), memory_size).entries
+
+
+def evaluate_rules(run: Path) -> dict:
+    """{(who, rule, k): (base, novel, H)} for the method and its control, plus the baseline."""
+    from ipo_vlm.config import RunConfig
+    from ipo_vlm.data import load_dataset, load_split
+    from ipo_vlm.engine.task import Task
+    from ipo_vlm.runs.rundir import RunDir
+    from ipo_vlm.runs.select import rank
+    from ipo_vlm.vlm import create_vlm
+
+    rundir = RunDir(run)
+    config = RunConfig.from_dict(rundir.read_config()["config"])
+    dataset = load_dataset(config.data.dataset, config.data.data_root)
+    split = load_split(rundir.split_path, dataset)
+    task = Task(dataset, split, create_vlm(config.vlm, **config.vlm_options))
+    out = {}
+    (base,) = task.evaluate(["a photo of a {}."])
+    out[("baseline", "-", 1)] = (base.base_acc, base.novel_acc, base.hm)
+    for who, rd in (("ipo", rundir), ("random", RunDir(run / "control"))):
+        pool = pool_of(rd, config.optimize.memory_size)
+        for rule in RULES:
+            ranked = rank(pool, rule, weights=task.image_counts())
+            for k in KS:
+                templates = [s.template for s in ranked[:k]]
+                s = task.evaluate(templates)[0] if k == 1 else task.evaluate_ensemble(templates)
+                out[(who, rule, k)] = (s.base_acc, s.novel_acc, s.hm)
+    result = json.loads((run / "result.json").read_text())
+    out["cost"] = (result["llm_tokens_in"], result["llm_tokens_out"], result["minutes"])
+    return out
+
+
+def mean_sd(xs: list[float]) -> str:
+    return f"{statistics.mean(xs):.2f} ± {statistics.stdev(xs) if len(xs) > 1 else 0.0:.2f}"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=seeds_arg, default=seeds_arg("1-10"))
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--preset", default="demo")
+    ap.add_argument("--dataset", default=None)
+    ap.add_argument("--vlm", default=None)
+    ap.add_argument("--llm", default=None)
+    ap.add_argument("--captioner", default=None)
+    ap.add_argument("--steps", type=int, default=None)
+    args = ap.parse_args()
+    table = {seed: evaluate_rules(run_one(args, seed)) for seed in args.seeds}
+    seeds = list(table)
+    print(f"\n{len(seeds)} splits (seeds {seeds[0]}-{seeds[-1]}); base / novel / H in %, mean over splits; H ± sd\n")
+    print("| row | rule | k | base | novel | H |\n|---|---|---|---|---|---|")
+    keys = [("baseline", "-", 1)] + [(w, r, k) for w in ("ipo", "random") for r in RULES for k in KS]
+    for key in keys:
+        vals = [table[s][key] for s in seeds]
+        b, n = (statistics.mean(100 * v[i] for v in vals) for i in (0, 1))
+        print(f"| {key[0]} | {key[1]} | {key[2]} | {b:.1f} | {n:.1f} | {mean_sd([100 * v[2] for v in vals])} |")
+    print("\npaired per split, H points (IPO - random; IPO - baseline):\n")
+    print("| rule | k | IPO - random | wins | IPO - baseline | beats baseline |\n|---|---|---|---|---|---|")
+    for rule in RULES:
+        for k in KS:
+            d = [100 * (table[s][("ipo", rule, k)][2] - table[s][("random", rule, k)][2]) for s in seeds]
+            e = [100 * (table[s][("ipo", rule, k)][2] - table[s][("baseline", "-", 1)][2]) for s in seeds]
+            print(f"| {rule} | {k} | {mean_sd(d)} | {sum(x > 0 for x in d)}/{len(d)} | {mean_sd(e)} | {sum(x > 0 for x in e)}/{len(e)} |")
+    for rule in RULES:
+        e = [100 * (table[s][("random", rule, 1)][2] - table[s][("baseline", "-", 1)][2]) for s in seeds]
+        print(f"random - baseline ({rule}, k=1): {mean_sd(e)}, above on {sum(x > 0 for x in e)}/{len(e)}")
+    tin = [table[s]["cost"][0] for s in seeds]
+    tout = [table[s]["cost"][1] for s in seeds]
+    mins = [table[s]["cost"][2] for s in seeds]
+    print(f"\nLLM tokens per run: {statistics.mean(tin):.0f} in, {statistics.mean(tout):.0f} out; minutes per run (last call): {statistics.mean(mins):.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
