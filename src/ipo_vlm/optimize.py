@@ -171,7 +171,21 @@ def optimize(
 
     ``progress`` receives a :class:`LoopProgress` after each step, ``stage`` a short line when a
     phase starts; ``hook(event, step)`` is called at the crash-safe points ("config",
-    "candidate", "step_done", "result"), for tests that simulate a kill there."""
+    "candidate", "step_done", "result"), for tests that simulate a kill there. The run directory
+    has one writer: a second process is refused (``RunLock``) while this one runs."""
+    from ipo_vlm.paths import cache_dir
+    from ipo_vlm.runs.lock import RunLock
+
+    backends = backends or create_backends(config)
+    cache_dir()  # an unusable cache dir is a one-line error before the run directory is touched
+    with RunLock(out):
+        return _optimize_locked(config, RunDir(out), resume, progress, stage, hook, backends)
+
+
+def _optimize_locked(
+    config: RunConfig, rundir: RunDir, resume: bool, progress: Callable[[LoopProgress], None] | None,
+    stage: Stage | None, hook: Hook | None, backends: Backends,
+) -> dict[str, Any]:
     from ipo_vlm.memory import Memory
     from ipo_vlm.prompting import PROMPT_VERSION
     from ipo_vlm.proposer import MetaPromptProposer
@@ -179,8 +193,6 @@ def optimize(
     started = time.perf_counter()
     say = stage or (lambda msg: log.info("%s", msg))
     hook = hook or (lambda event, step: None)
-    backends = backends or create_backends(config)
-    rundir = RunDir(out)
     rundir.prepare(config.to_dict(), resume, PROMPT_VERSION)
     hook("config", -1)
     split = load_or_make_split(rundir, backends.dataset, config)

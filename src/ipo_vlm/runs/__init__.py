@@ -1,0 +1,1 @@
+"""Run directories: who may write one, and (later) their files, results and selection."""
