@@ -26,7 +26,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ipo_vlm.data import load_dataset, make_split
+    from ipo_vlm.paths import ensure_writable_file
 
+    if args.out:
+        ensure_writable_file(args.out, "--out")  # before any work, not after it
     ds = load_dataset(args.dataset, args.data_root, template=args.template, domain=args.domain,
                       classnames_file=args.classnames)
     split = make_split(ds, shots=args.shots, seed=args.seed, strict=args.strict_shots)
