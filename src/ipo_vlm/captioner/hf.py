@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ipo_vlm.errors import BackendError, ConfigError
+from ipo_vlm.registry import device, positive_int, takes_options
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -87,6 +88,7 @@ class HFCaptioner:
         return texts
 
 
+@takes_options(device=device, max_new_tokens=positive_int, batch_size=positive_int)
 def load_hf_captioner(name: str, *, device: str = "cpu", max_new_tokens: int = 60, batch_size: int = 8, **_: Any) -> HFCaptioner:
     """Factory for ``hf:<repo-id-or-path>``; unknown options (``vlm``, ...) are ignored.
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ipo_vlm.errors import BackendError, ConfigError
+from ipo_vlm.registry import boolean, device, one_of, positive_int, takes_options
 from ipo_vlm.vlm.clip_prefix import encode_shared_prefixes, prefix_groups
 from ipo_vlm.vlm.preprocess import ClipTransform
 
@@ -296,6 +297,7 @@ def _transform_from_processor(directory: str, local_only: bool) -> tuple[Callabl
     return run, f"hf-{type(proc).__name__}-{sha256_json(proc.to_dict())[:12]}"
 
 
+@takes_options(device=device, batch_size=positive_int, dtype=one_of(*_DTYPES), text_batch_size=positive_int, share_prefix=boolean)
 def load_hf(
     name: str,
     device: str = "cpu",
