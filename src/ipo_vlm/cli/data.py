@@ -56,6 +56,9 @@ def run(args: argparse.Namespace) -> int:
     short = [s for s in split.short_classes if s["part"] == "train"]
     if short:
         print(f"note      {len(short)} class(es) have fewer than {split.shots} training images")
+    untested = [s["classname"] for s in split.short_classes if s["part"] == "test"]
+    if untested:
+        print(f"warning   {len(untested)} class(es) have no test images: {_preview(tuple(untested))}")
     if args.check_images:
         print(f"checked   {sum(len(split.part(n)) for n in ('train', 'val', 'train_novel'))} images decode")
     if args.out:
