@@ -84,3 +84,10 @@ def test_optimize_with_a_cache_dir_that_is_a_file_touches_no_run_directory(afile
     assert main(_optimize(str(out), tmp_path)) == 2
     assert "IPO_CACHE_DIR" in _one_error_line(capsys)
     assert not out.exists()
+
+
+def test_a_bad_out_is_reported_before_any_backend_loads(afile: Path, tmp_path: Path, capsys) -> None:
+    args = _optimize(f"{afile}/sub", tmp_path)
+    args[args.index("--llm") + 1] = "scripted:/no/such/script.json"  # would fail if it were loaded
+    assert main(args) == 2
+    assert "--out" in _one_error_line(capsys)

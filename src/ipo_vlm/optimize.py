@@ -173,11 +173,12 @@ def optimize(
     phase starts; ``hook(event, step)`` is called at the crash-safe points ("config",
     "candidate", "step_done", "result"), for tests that simulate a kill there. The run directory
     has one writer: a second process is refused (``RunLock``) while this one runs."""
-    from ipo_vlm.paths import cache_dir
+    from ipo_vlm.paths import cache_dir, check_creatable_dir
     from ipo_vlm.runs.lock import RunLock
 
+    check_creatable_dir(out, "--out")  # a bad --out is found before any model loads
+    cache_dir()  # so is an unusable cache dir, and both before the run directory is touched
     backends = backends or create_backends(config)
-    cache_dir()  # an unusable cache dir is a one-line error before the run directory is touched
     with RunLock(out):
         return _optimize_locked(config, RunDir(out), resume, progress, stage, hook, backends)
 
