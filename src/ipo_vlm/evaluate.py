@@ -145,6 +145,21 @@ def evaluate_run(
     return TestSetEvaluator(vlm, dataset, split, progress=progress).evaluate(templates)
 
 
+def run_rows(run: str | Path) -> list[tuple[str, str]]:
+    """``(label, template)`` of what a run is compared with: the ``baseline`` template, the
+    dataset's ``handcrafted`` one, and the run's selected (``optimized``) template."""
+    from ipo_vlm.data import load_dataset
+    from ipo_vlm.loop import BASELINE_TEMPLATE
+    from ipo_vlm.rundir import RunDir
+
+    rundir = RunDir(run)
+    config = rundir.read_config()["config"]
+    data = config.get("data", {})
+    handcrafted = load_dataset(data.get("dataset", "demo"), data.get("data_root")).info.template
+    best = best_template_of(rundir, config.get("optimize", {}).get("select_on", "train"))
+    return [("baseline", BASELINE_TEMPLATE), ("handcrafted", handcrafted), ("optimized", best)]
+
+
 def best_template_of(rundir: Any, select_on: str = "train") -> str:
     """The run's selected template: ``result.json``'s, or the best in ``history.jsonl``."""
     from ipo_vlm.result import select_best

@@ -81,7 +81,7 @@ class LoopSettings:
 
 @dataclass(frozen=True)
 class LoopProgress:
-    """Sent to the progress callback after every finished step."""
+    """Sent to the progress callback after every finished step, and while a step works."""
 
     step: int
     steps: int
@@ -89,6 +89,8 @@ class LoopProgress:
     best_acc: float
     tokens_in: int
     tokens_out: int
+    #: what the step is doing now ("asking the LLM (call 2)"); empty once the step is finished
+    doing: str = ""
 
 
 @dataclass
@@ -221,6 +223,7 @@ class OptimizationLoop:
         seen = set(self.seen)
         for sample_index in range(1 + self.settings.max_retries_per_step):
             tin, tout = self.session.tokens_in, self.session.tokens_out
+            self._report(step, f"asking the LLM (call {sample_index + 1})")
             parsed, response = self._ask(self._request(messages, step, sample_index), seen, step)
             record.llm_calls += 1
             record.tokens_in += self.session.tokens_in - tin
@@ -238,6 +241,7 @@ class OptimizationLoop:
             if len(chosen) >= self.settings.enough():
                 break
             log.debug("step %d: %d of %d candidates after call %d", step, len(chosen), self.settings.candidates, sample_index + 1)
+        self._report(step, f"scoring {len(chosen)} candidate(s)")
         self._score_and_record(step, chosen)
         return record
 
@@ -260,8 +264,8 @@ class OptimizationLoop:
             self._report(step)
         return LoopResult(self.rundir.last_step_done(), stopped, self.memory, self.rundir.steps())
 
-    def _report(self, step: int) -> None:
+    def _report(self, step: int, doing: str = "") -> None:
         if self.progress is None:
             return
         best = self.memory.best()
-        self.progress(LoopProgress(step, self.settings.steps, best.template, best.accuracy, self.session.tokens_in, self.session.tokens_out))
+        self.progress(LoopProgress(step, self.settings.steps, best.template, best.accuracy, self.session.tokens_in, self.session.tokens_out, doing))

@@ -108,10 +108,11 @@ class _Scoring:
         return self.scorer.check(template, self.all_classnames)
 
 
-def _descriptions(backends: Backends, split: Any, config: RunConfig, rundir: RunDir) -> tuple[list[str], int]:
+def _descriptions(backends: Backends, split: Any, config: RunConfig, rundir: RunDir, say: Stage) -> tuple[list[str], int]:
     """Masked image descriptions selected for the meta-prompt, and how many masks were applied."""
     if backends.captioner.model_id == "none" or config.captioner.budget_tokens == 0:
         return [], 0
+    say(f"describing {len(split.train)} training images with {backends.captioner.model_id}")
     from ipo_vlm.captioner.descriptions import describe_samples, description_instruction, select_for_prompt
 
     ds = backends.dataset
@@ -199,8 +200,7 @@ def _optimize_locked(
     split = load_or_make_split(rundir, backends.dataset, config)
     say(f"encoding {len(split.train)} training images of {len(split.base_classnames)} base classes")
     scoring = _Scoring(backends, split, config.optimize.select_on)
-    say("describing training images")
-    descriptions, maskings = _descriptions(backends, split, config, rundir)
+    descriptions, maskings = _descriptions(backends, split, config, rundir, say)
     info = backends.dataset.info
     proposer = MetaPromptProposer(info.domain, config.optimize.candidates, descriptions, info.name, check=scoring.check)
     session = _session(backends, config, rundir)

@@ -122,31 +122,49 @@ def print_dry_run(config: Any) -> None:
 
 
 def run_with_progress(config: Any, out: Path, resume: bool) -> dict[str, Any]:
-    """``optimize()`` with a tqdm bar over steps and stage lines on stderr."""
-    from tqdm import tqdm
-
+    """``optimize()`` with progress on stderr: stage lines, and per step a bar (on a terminal)
+    or plain lines (in a log file); inside a step, the call in flight."""
     from ipo_vlm.optimize import optimize
 
-    bar = None
-
-    def stage(msg: str) -> None:
-        print(f"ipo: {msg}", file=sys.stderr)
-
-    def progress(p: Any) -> None:
-        nonlocal bar
-        if bar is None:
-            bar = tqdm(total=p.steps, initial=max(p.step - 1, 0), desc="steps", unit="step", file=sys.stderr, dynamic_ncols=True)
-        bar.set_postfix_str(f"best train {100 * p.best_acc:.1f}% | tokens {p.tokens_in + p.tokens_out}", refresh=p.step == 0)
-        if p.step > 0:
-            bar.update(1)
-        if p.step >= p.steps:
-            bar.close()  # before the evaluation's stage line
-
+    shown = StepProgress(sys.stderr)
     try:
-        return optimize(config, out, resume=resume, progress=progress, stage=stage)
+        return optimize(config, out, resume=resume, progress=shown, stage=lambda msg: print(f"ipo: {msg}", file=sys.stderr))
     finally:
-        if bar is not None:
-            bar.close()
+        shown.close()
+
+
+class StepProgress:
+    """Receives ``LoopProgress``: a tqdm bar over steps whose text says what the current step
+    is doing, or, when ``stream`` is not a terminal, one plain line per event (no ``\\r``)."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.tty = bool(getattr(stream, "isatty", lambda: False)())
+        self.bar: Any = None
+
+    def __call__(self, p: Any) -> None:
+        status = f"best train {100 * p.best_acc:.1f}% | tokens {p.tokens_in + p.tokens_out}"
+        if not self.tty:
+            what = p.doing or ("scored the seed templates" if p.step == 0 else "done")
+            print(f"ipo: step {p.step}/{p.steps}: {what} | {status}", file=self.stream, flush=True)
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=p.steps, initial=max(p.step - 1, 0), desc="steps", unit="step", file=self.stream, dynamic_ncols=True)
+        if p.doing:
+            self.bar.set_postfix_str(f"step {p.step}: {p.doing} | {status}")
+            return
+        self.bar.set_postfix_str(status, refresh=p.step == 0)
+        if p.step > 0:
+            self.bar.update(1)
+        if p.step >= p.steps:
+            self.close()  # before the evaluation's stage line
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 def print_result(result: dict[str, Any], out: Path) -> None:
