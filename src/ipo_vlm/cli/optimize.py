@@ -42,8 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("optimize", help="find a prompt template with an LLM as the optimizer", description=__doc__)
     add_data_args(p)
     add_vlm_arg(p)
-    p.add_argument("--llm", default=None, help="LLM spec: local, llamacpp:/path.gguf, openai:gpt-4o-mini, scripted:file.json")
-    p.add_argument("--captioner", default=None, help="captioner spec: interrogate, openai:<model>, hf:<path>, none")
+    p.add_argument("--llm", default=None, help=f"LLM spec: local, llamacpp:/path.gguf, openai:gpt-4o-mini, scripted:file.json (default: {_preset_defaults('llm')})")
+    p.add_argument("--captioner", default=None, help=f"captioner spec: interrogate, openai:<model>, hf:<path>, none (default: {_preset_defaults('captioner')})")
     p.add_argument("--candidates", type=int, default=None, help="templates asked for per step")
     p.add_argument("--memory-size", type=int, default=None, help="templates kept in the episodic memory")
     p.add_argument("--out", default=None, help="run directory (default: runs/<dataset>-<time>)")
@@ -52,6 +52,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dry-run", action="store_true", help="print the LLM calls and tokens a run would need, then stop")
     add_run_args(p)
     p.set_defaults(func=run)
+
+
+def _preset_defaults(section: str) -> str:
+    """"the preset's: X (paper), Y (demo)" for --help, read from the presets themselves."""
+    from ipo_vlm.config import PRESETS
+
+    return "the preset's: " + ", ".join(f"{getattr(c, section).spec} ({name})" for name, c in PRESETS.items())
 
 
 def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
