@@ -46,3 +46,12 @@ def test_a_class_without_test_images_is_warned_and_recorded(tmp_path, caplog, ca
     assert main(["data", "--dataset", str(tmp_path / "ds"), "--shots", "2", "--out", str(out)]) == 0
     assert "warning   1 class(es) have no test images: owl" in capsys.readouterr().out
     assert {"part": "test", "classname": "owl", "available": 0, "wanted": 1} in json.loads(out.read_text())["short_classes"]
+
+
+def test_a_mapping_file_for_the_demo_is_refused_not_ignored(tmp_path) -> None:
+    from ipo_vlm.errors import ConfigError
+
+    names = tmp_path / "names.txt"
+    names.write_text("a b\n")
+    with pytest.raises(ConfigError, match="folder datasets only"):
+        load_dataset("demo", classnames_file=names)
