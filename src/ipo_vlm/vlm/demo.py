@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ipo_vlm.errors import BackendError, ConfigError
-from ipo_vlm.registry import takes_options, text
+from ipo_vlm.registry import takes_options
+from ipo_vlm.registry import text as text_option
 
 if TYPE_CHECKING:
     import numpy as np
@@ -233,7 +234,7 @@ class DemoFashionVLM:
         return self.encode_pixels(pixels)
 
 
-@takes_options(weights=text)
+@takes_options(weights=text_option)
 def load_demo(name: str = "fashion", weights: str | Path | None = None, **options: Any) -> DemoFashionVLM:
     """Factory behind the spec ``demo:fashion``. ``weights`` may point at another trained tower
     (its checksum file must sit beside it as ``<stem>.sha256``)."""
