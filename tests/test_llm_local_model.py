@@ -99,3 +99,37 @@ def test_real_model_parameters_match_the_published_file() -> None:
     assert (m.parts, m.size, m.version) == (22, 1_117_320_768, "0.2.0")
     assert m.sha256 == "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
     assert "fakemodel_part1" not in sys.modules
+
+
+def test_one_model_file_whatever_the_cache_dir(parts_on_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """IPO_CACHE_DIR changes where caches go, never where the model is: a second cache dir
+    finds the first copy instead of assembling another."""
+    monkeypatch.delenv("IPO_MODEL_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    model = fake_model()
+    monkeypatch.setenv("IPO_CACHE_DIR", str(tmp_path / "cache1"))
+    first = ensure_local_model(model)
+    assert first == tmp_path / "xdg" / "ipo-vlm" / "models" / "fake.gguf"
+    monkeypatch.setenv("IPO_CACHE_DIR", str(tmp_path / "cache2"))
+    monkeypatch.setattr(local_model, "assemble", lambda *a: pytest.fail("assembled a second copy"))
+    assert ensure_local_model(model) == first
+    assert not (tmp_path / "cache1" / "models").exists() and not (tmp_path / "cache2" / "models").exists()
+
+
+def test_a_copy_in_the_old_place_is_used(parts_on_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("IPO_MODEL_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("IPO_CACHE_DIR", str(tmp_path / "cache"))
+    model = fake_model()
+    old = ensure_local_model(model, tmp_path / "cache" / "models" / "fake.gguf")  # where older versions put it
+    monkeypatch.setattr(local_model, "assemble", lambda *a: pytest.fail("assembled a second copy"))
+    assert ensure_local_model(model) == old
+
+
+def test_model_dir_that_is_a_file_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ipo_vlm.errors import ConfigError
+
+    (tmp_path / "afile").write_text("x")
+    monkeypatch.setenv("IPO_MODEL_DIR", str(tmp_path / "afile"))
+    with pytest.raises(ConfigError, match="^IPO_MODEL_DIR .* is a file"):
+        local_model.model_path(fake_model())

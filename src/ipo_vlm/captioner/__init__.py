@@ -7,7 +7,7 @@ from typing import Any
 from ipo_vlm.captioner.base import Captioner
 from ipo_vlm.registry import Registry
 
-CAPTIONERS: Registry[Captioner] = Registry("captioner")
+CAPTIONERS: Registry[Captioner] = Registry("captioner", noun="captioner")
 CAPTIONERS.register("openai", "ipo_vlm.captioner.openai_vision:load_openai_captioner", "vision chat through an OpenAI-compatible API")
 CAPTIONERS.register("hf", "ipo_vlm.captioner.hf:load_hf_captioner", "a local transformers image-to-text model")
 CAPTIONERS.register("interrogate", "ipo_vlm.captioner.interrogate:load_interrogate", "offline: ranks attribute phrases with the run's own VLM")

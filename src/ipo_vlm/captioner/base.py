@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from ipo_vlm.registry import takes_options
+
 if TYPE_CHECKING:
     from PIL import Image
 
@@ -24,5 +26,6 @@ class NoCaptioner:
         return []
 
 
+@takes_options()
 def load_none(name: str = "", **_: Any) -> NoCaptioner:
     return NoCaptioner()

@@ -9,12 +9,13 @@ greedy, so the same model and image give the same text."""
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ipo_vlm.errors import BackendError, ConfigError
+from ipo_vlm.registry import device, positive_int, takes_options
+from ipo_vlm.vlm.hub import hub_local_only, hub_offline
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -22,16 +23,15 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def _offline() -> bool:
-    return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on")
-               for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+def _how_to_get(name: str) -> str:
+    return (f"fetch the weights once where there is internet (`huggingface-cli download {name}`) and copy"
+            " the Hugging Face cache here, or pass a local directory: --captioner hf:/path/to/model")
 
 
 def _missing(name: str) -> str:
     return (f"captioner weights {name!r} not found locally"
-            + (" (HF_HUB_OFFLINE is set)" if _offline() else " and not downloadable")
-            + f"; fetch them once where there is internet (`huggingface-cli download {name}`) and copy"
-            " the Hugging Face cache here, or pass a local directory: --captioner hf:/path/to/model")
+            + (" (HF_HUB_OFFLINE is set)" if hub_offline() else " and not downloadable")
+            + f"; {_how_to_get(name)}")
 
 
 def _locate(name: str) -> tuple[Path | None, str]:
@@ -87,6 +87,7 @@ class HFCaptioner:
         return texts
 
 
+@takes_options(device=device, max_new_tokens=positive_int, batch_size=positive_int)
 def load_hf_captioner(name: str, *, device: str = "cpu", max_new_tokens: int = 60, batch_size: int = 8, **_: Any) -> HFCaptioner:
     """Factory for ``hf:<repo-id-or-path>``; unknown options (``vlm``, ...) are ignored.
 
@@ -95,11 +96,11 @@ def load_hf_captioner(name: str, *, device: str = "cpu", max_new_tokens: int = 6
     if max_new_tokens < 1 or batch_size < 1:
         raise ConfigError("hf captioner: max_new_tokens and batch_size must be >= 1")
     local_dir, ident = _locate(name)
+    local_only = local_dir is not None or hub_local_only(ident, _how_to_get(ident))
     try:
         from transformers import AutoModelForImageTextToText, AutoProcessor
     except ImportError as e:
         raise BackendError(f"the hf captioner needs torch and transformers ({e.name} is missing): pip install 'ipo-vlm[clip]'") from None
-    local_only = local_dir is not None or _offline()
     try:
         processor = AutoProcessor.from_pretrained(ident, local_files_only=local_only)
         model = AutoModelForImageTextToText.from_pretrained(ident, local_files_only=local_only)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from ipo_vlm.captioner.vocabulary import Vocabulary, load_vocabulary
 from ipo_vlm.errors import ConfigError
 from ipo_vlm.io.hashing import sha256_json
+from ipo_vlm.registry import nonnegative_float, positive_int, takes_options, text
 
 if TYPE_CHECKING:
     import numpy as np
@@ -121,6 +122,7 @@ class Interrogator:
         return [self._sentence(attrs) for attrs in self.attributes(features)]
 
 
+@takes_options(vocabulary=text, max_attributes=positive_int, min_margin=nonnegative_float, rel_margin=nonnegative_float)
 def load_interrogate(
     name: str = "", *, vlm: "VisionLanguageModel | None" = None,
     vocabulary: str | Path | Mapping[str, Any] | None = None,

@@ -61,7 +61,12 @@ def _compile(classnames: tuple[str, ...]) -> re.Pattern[str] | None:
     ordered = sorted(variants.values(), key=lambda ws: (-len("".join(ws)), ws))
     body = "|".join(_name_pattern(ws) for ws in ordered)
     article = r"(?:(?P<art>\b[Aa][Nn]?)\s+)?"
-    return re.compile(f"{article}{_LEFT}(?P<name>{body}){_RIGHT}", re.IGNORECASE)
+    # A slash joins alternatives for one thing ("T-shirt/Top", "top / t-shirt"): a mention is
+    # masked with the words it is slashed to, or the other half would still name the class
+    # (the demo's "t-shirt" is Fashion-MNIST's "T-shirt/top"). Bounded, to stay linear.
+    before = r"(?:[^\W_][\w'\-]{0,30}\s?/\s?){0,3}"
+    after = r"(?:\s?/\s?[^\W_][\w'\-]{0,30}(?![\w'\-])){0,3}"
+    return re.compile(f"{article}{_LEFT}(?P<name>{before}(?:{body}){after}){_RIGHT}", re.IGNORECASE)
 
 
 def _pluralise(word: str) -> str:

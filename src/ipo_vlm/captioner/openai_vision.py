@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from ipo_vlm.captioner.images import IMAGE_FORMATS, image_data_url
-from ipo_vlm.registry import spec_options
+from ipo_vlm.registry import nonnegative_float, nonnegative_int, positive_float, positive_int, spec_options, takes_options, text
 from ipo_vlm.errors import BackendError, ConfigError
 from ipo_vlm.llm.openai_settings import DEFAULT_BASE_URL, OpenAISettings
 from ipo_vlm.llm.retry import Retryable, RetryPolicy, parse_retry_after, with_retries
@@ -25,9 +25,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_OPTION_TYPES: dict[str, type] = {
-    "max_tokens": int, "temperature": float, "max_side": int, "image_format": str, "detail": str,
-    "concurrency": int, "timeout": float, "max_retries": int, "base_delay": float, "max_delay": float,
+_OPTION_TYPES: dict[str, Any] = {
+    "max_tokens": positive_int, "temperature": nonnegative_float, "max_side": positive_int, "image_format": text,
+    "detail": text, "concurrency": positive_int, "timeout": positive_float, "max_retries": nonnegative_int,
+    "base_delay": nonnegative_float, "max_delay": nonnegative_float,
 }
 _DETAILS = ("auto", "low", "high")
 
@@ -128,6 +129,7 @@ def parse_spec_options(name: str) -> tuple[str, dict[str, Any]]:
     return spec_options(name, _OPTION_TYPES, "openai captioner")
 
 
+@takes_options(**_OPTION_TYPES)
 def load_openai_captioner(name: str, **options: Any) -> OpenAIVisionCaptioner:
     """Registry factory for ``openai:<model>[?option=value&...]``; unknown keywords (``vlm``, ...)
     are ignored, known ones win over the spec's."""

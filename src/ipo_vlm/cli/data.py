@@ -26,7 +26,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ipo_vlm.data import load_dataset, make_split
+    from ipo_vlm.io.paths import ensure_writable_file
 
+    if args.out:
+        ensure_writable_file(args.out, "--out")  # before any work, not after it
     ds = load_dataset(args.dataset, args.data_root, template=args.template, domain=args.domain,
                       classnames_file=args.classnames)
     split = make_split(ds, shots=args.shots, seed=args.seed, strict=args.strict_shots)
@@ -53,6 +56,9 @@ def run(args: argparse.Namespace) -> int:
     short = [s for s in split.short_classes if s["part"] == "train"]
     if short:
         print(f"note      {len(short)} class(es) have fewer than {split.shots} training images")
+    untested = [s["classname"] for s in split.short_classes if s["part"] == "test"]
+    if untested:
+        print(f"warning   {len(untested)} class(es) have no test images: {_preview(tuple(untested))}")
     if args.check_images:
         print(f"checked   {sum(len(split.part(n)) for n in ('train', 'val', 'train_novel'))} images decode")
     if args.out:

@@ -34,11 +34,18 @@ def _default_vlm(dataset: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from ipo_vlm.engine.evaluate import evaluate_on
-    from ipo_vlm.runs.evaluate import evaluate_run
+    from ipo_vlm.runs.evaluate import evaluate_run, run_rows
 
     if args.rundir and args.dataset:
         raise ConfigError("give a run directory or --dataset, not both")
-    if args.rundir:
+    labels: list[str] = []
+    if args.rundir and not args.template:
+        rows = run_rows(args.rundir)
+        labels = [label for label, _ in rows]
+        templates = list(dict.fromkeys(t for _, t in rows))
+        by_template = {s.template: s for s in evaluate_run(args.rundir, templates, vlm_spec=args.vlm, vlm_options=vlm_options(args))}
+        scores = [by_template[t] for _, t in rows]
+    elif args.rundir:
         scores = evaluate_run(args.rundir, args.template, vlm_spec=args.vlm, vlm_options=vlm_options(args))
     else:
         if not args.template:
@@ -47,12 +54,25 @@ def run(args: argparse.Namespace) -> int:
         scores = evaluate_on(dataset, args.data_root, args.vlm or _default_vlm(dataset), args.template, args.shots, args.seed,
                              vlm_options=vlm_options(args))
     if args.json:
-        payload: dict[str, Any] = scores[0].to_dict()
-        if len(scores) > 1:
-            payload["templates"] = [s.to_dict() for s in scores]
-        print(json.dumps(payload))
+        print(json.dumps(_payload(scores, labels)))
         return 0
-    print(f"{'base':>7}{'novel':>8}{'H':>8}  template")
-    for s in scores:
-        print(f"{100 * s.base_acc:>6.1f}%{100 * s.novel_acc:>7.1f}%{100 * s.hm:>7.1f}%  {s.template}")
+    names = [_LABELS[label] for label in labels] or [""] * len(scores)
+    width = max(len(n) for n in names) + 2 if labels else 0
+    print(f"{'':{width}}{'base':>7}{'novel':>8}{'H':>8}  template")
+    for name, s in zip(names, scores):
+        print(f"{name:{width}}{100 * s.base_acc:>6.1f}%{100 * s.novel_acc:>7.1f}%{100 * s.hm:>7.1f}%  {s.template}")
     return 0
+
+
+_LABELS = {"baseline": "baseline", "handcrafted": "hand-crafted", "optimized": "optimized"}
+
+
+def _payload(scores: list[Any], labels: list[str]) -> Any:
+    """A run's evaluation: the optimized template's fields with ``baseline`` and ``handcrafted``
+    beside them (as in ``result.json``); one ``--template``: its fields; several: a list."""
+    if labels:
+        rows = dict(zip(labels, scores))
+        return {**rows["optimized"].to_dict(), **{k: rows[k].to_dict() for k in ("baseline", "handcrafted")}}
+    if len(scores) == 1:
+        return scores[0].to_dict()
+    return [s.to_dict() for s in scores]

@@ -61,6 +61,10 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--dataset is required (e.g. --dataset oxford_pets --data-root DATA)")
     if any(k < 1 for k in args.shots):
         raise ConfigError("--shots must be >= 1")
+    if args.cache_dir:
+        from ipo_vlm.io.paths import ensure_writable_dir
+
+        ensure_writable_dir(args.cache_dir, "--cache-dir")
     dataset = load_dataset(args.dataset, args.data_root)
     samples = _samples_to_encode(args, dataset)
     spec = args.vlm or DEFAULT_VLM

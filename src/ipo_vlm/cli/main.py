@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 from importlib import import_module
+from typing import NoReturn
 
 from ipo_vlm import __version__
 from ipo_vlm.errors import IpoError
@@ -17,8 +18,17 @@ SUBCOMMANDS = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the CLI's error form: one line and exit 2, the usage left to ``--help``
+    (subcommand parsers are of the same class)."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"ipo: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="ipo",
         description="Find human-readable prompt templates for CLIP-style models with an LLM as the optimizer.",
     )

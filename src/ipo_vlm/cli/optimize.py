@@ -51,8 +51,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_data_args(p)
     add_vlm_arg(p)
     p.add_argument("--method", default=None, help="how templates are found: ipo (the LLM, default), random, handcrafted, ensemble80")
-    p.add_argument("--llm", default=None, help="LLM spec: local, llamacpp:/path.gguf, openai:gpt-4o-mini, scripted:file.json")
-    p.add_argument("--captioner", default=None, help="captioner spec: interrogate, openai:<model>, hf:<path>, none")
+    p.add_argument("--llm", default=None, help=f"LLM spec: local, llamacpp:/path.gguf, openai:gpt-4o-mini, scripted:file.json (default: {_preset_defaults('llm')})")
+    p.add_argument("--captioner", default=None, help=f"captioner spec: interrogate, openai:<model>, hf:<path>, none (default: {_preset_defaults('captioner')})")
     p.add_argument("--candidates", type=int, default=None, help="templates asked for per step")
     p.add_argument("--memory-size", type=int, default=None, help="templates kept in the episodic memory")
     p.add_argument("--out", default=None, help="run directory (default: runs/<dataset>-<time>)")
@@ -61,6 +61,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dry-run", action="store_true", help="print the LLM calls and tokens a run would need, then stop")
     add_run_args(p)
     p.set_defaults(func=run)
+
+
+def _preset_defaults(section: str) -> str:
+    """"the preset's: X (paper), Y (demo)" for --help, read from the presets themselves."""
+    from ipo_vlm.config import PRESETS
+
+    return "the preset's: " + ", ".join(f"{getattr(c, section).spec} ({name})" for name, c in PRESETS.items())
 
 
 def resolve_config(args: argparse.Namespace, default_preset: str = "paper") -> Any:
@@ -104,31 +111,49 @@ def print_dry_run(config: Any) -> None:
 
 
 def run_with_progress(config: Any, out: Path, resume: bool) -> Any:
-    """``optimize()`` with a tqdm bar over steps and stage lines on stderr."""
-    from tqdm import tqdm
-
+    """``optimize()`` with progress on stderr: stage lines, and per step a bar (on a terminal)
+    or plain lines (in a log file); inside a step, the call in flight."""
     from ipo_vlm.runs.optimize import optimize
 
-    bar = None
-
-    def stage(msg: str) -> None:
-        print(f"ipo: {msg}", file=sys.stderr)
-
-    def progress(p: Any) -> None:
-        nonlocal bar
-        if bar is None:
-            bar = tqdm(total=p.steps, initial=max(p.step - 1, 0), desc="steps", unit="step", file=sys.stderr, dynamic_ncols=True)
-        bar.set_postfix_str(f"best train {100 * p.best_acc:.1f}% | tokens {p.tokens_in + p.tokens_out}", refresh=p.step == 0)
-        if p.step > 0:
-            bar.update(1)
-        if p.step >= p.steps:
-            bar.close()  # before the evaluation's stage line
-
+    shown = StepProgress(sys.stderr)
     try:
-        return optimize(config, out, resume=resume, progress=progress, stage=stage)
+        return optimize(config, out, resume=resume, progress=shown, stage=lambda msg: print(f"ipo: {msg}", file=sys.stderr))
     finally:
-        if bar is not None:
-            bar.close()
+        shown.close()
+
+
+class StepProgress:
+    """Receives ``LoopProgress``: a tqdm bar over steps whose text says what the current step
+    is doing, or, when ``stream`` is not a terminal, one plain line per event (no ``\\r``)."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.tty = bool(getattr(stream, "isatty", lambda: False)())
+        self.bar: Any = None
+
+    def __call__(self, p: Any) -> None:
+        status = f"best train {100 * p.best_acc:.1f}% | tokens {p.tokens_in + p.tokens_out}"
+        if not self.tty:
+            what = p.doing or ("scored the seed templates" if p.step == 0 else "done")
+            print(f"ipo: step {p.step}/{p.steps}: {what} | {status}", file=self.stream, flush=True)
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=p.steps, initial=max(p.step - 1, 0), desc="steps", unit="step", file=self.stream, dynamic_ncols=True)
+        if p.doing:
+            self.bar.set_postfix_str(f"step {p.step}: {p.doing} | {status}")
+            return
+        self.bar.set_postfix_str(status, refresh=p.step == 0)
+        if p.step > 0:
+            self.bar.update(1)
+        if p.step >= p.steps:
+            self.close()  # before the evaluation's stage line
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 def _row(name: str, r: dict[str, Any], template: str) -> str:

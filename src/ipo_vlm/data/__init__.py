@@ -59,6 +59,8 @@ def load_dataset(name: str, data_root: str | Path | None = None, *, template: st
 
         require_template(template)
     canonical = _aliases().get(_norm(name))
+    if classnames_file is not None and canonical not in (None, "folder"):
+        raise ConfigError("a class-name mapping file applies to folder datasets only")
     if canonical == "demo":
         from ipo_vlm.data.demo import DemoDataset
 
@@ -74,8 +76,6 @@ def load_dataset(name: str, data_root: str | Path | None = None, *, template: st
         from ipo_vlm.data.folder import load_folder
 
         return load_folder(root, template=template, domain=domain, classnames_file=classnames_file)
-    if classnames_file is not None:
-        raise ConfigError("a class-name mapping file applies to folder datasets only")
     if not root.is_dir():
         raise DataError(f"data root not found: {root}")
     return load_coop(COOP_SPECS[canonical], root, template=template, domain=domain)

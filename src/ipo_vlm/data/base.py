@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
+
+from ipo_vlm.errors import DataError
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -32,6 +34,23 @@ class DatasetInfo:
     template: str
     #: the word the meta-prompt uses for what the images show ("pet", "satellite image", ...)
     domain: str
+
+
+def check_distinct_classnames(classnames: Sequence[str], sources: Sequence[str] | None = None, where: str = "") -> None:
+    """A ``DataError`` when two classes share a name: the text encoder sees one prompt for both,
+    so the classifier could never separate them. Case and spacing do not make names differ
+    (CLIP's tokenizer lowercases). ``sources`` (e.g. folder names) say where each name came from."""
+    seen: dict[str, int] = {}
+    for i, name in enumerate(classnames):
+        key = " ".join(name.lower().split())
+        if key in seen:
+            j = seen[key]
+            if sources is not None:
+                what = f"folders {sources[j]!r} and {sources[i]!r} both map to the class name {name!r}"
+            else:
+                what = f"classes {j} and {i} are both named {name!r}"
+            raise DataError(f"{where}{': ' if where else ''}{what}; give them distinct names (a class-name mapping file)")
+        seen[key] = i
 
 
 class Dataset(ABC):

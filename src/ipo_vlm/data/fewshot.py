@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ipo_vlm.data.base import Dataset, Sample
+from ipo_vlm.data.base import Dataset, Sample, check_distinct_classnames
 from ipo_vlm.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -196,6 +196,7 @@ def make_split(ds: Dataset, shots: int, seed: int = 1, strict: bool = False, che
     names = ds.info.classnames
     if len(names) < 2:
         raise DataError(f"dataset {ds.info.name!r} has {len(names)} class(es); a base/novel split needs 2 or more")
+    check_distinct_classnames(names, where=f"dataset {ds.info.name!r}")
     train, val, short = _draw(ds, shots, seed, strict)
     _warn_short(short, shots)
     base, novel = base_novel_labels(len(names))
@@ -215,10 +216,23 @@ def make_split(ds: Dataset, shots: int, seed: int = 1, strict: bool = False, che
     for name in ("test_base", "test_novel"):
         if not split.part(name):
             raise DataError(f"dataset {ds.info.name!r} has no test images for its {name[5:]} classes")
+    _record_untested(split)
     if check:
         for name in PARTS:
             ds.check_samples(split.part(name))
     return split
+
+
+def _record_untested(split: TaskSplit) -> None:
+    """Classes without a test image: their accuracy is undefined and the averages quietly skip
+    them, so each one is a warning and an entry (part "test") in ``short_classes``."""
+    counts = split.counts()
+    untested = [name for part, names in (("test_base", split.base_classnames), ("test_novel", split.novel_classnames))
+                for name, n in zip(names, counts[part]) if n == 0]
+    for name in untested:
+        split.short_classes.append({"part": "test", "classname": name, "available": 0, "wanted": 1})
+    if untested:
+        log.warning("%d class(es) have no test images and are not evaluated: %s", len(untested), ", ".join(map(repr, untested)))
 
 
 def _warn_short(short: list[dict], shots: int) -> None:

@@ -12,7 +12,7 @@ import json
 import logging
 from pathlib import Path
 
-from ipo_vlm.data.base import DatasetInfo, Sample
+from ipo_vlm.data.base import DatasetInfo, Sample, check_distinct_classnames
 from ipo_vlm.data.files import SPLITS, FileDataset, is_image_name, list_dir, readable_classname
 from ipo_vlm.errors import DataError
 from ipo_vlm.prompting.placeholders import BASELINE_TEMPLATE
@@ -46,6 +46,7 @@ def load_folder(root: str | Path, template: str | None = None, domain: str | Non
     if unknown:
         log.warning("class-name mapping names folders that do not exist: %s", ", ".join(unknown[:5]))
     classnames = tuple(mapping.get(f) or readable_classname(f) for f in folders)
+    check_distinct_classnames(classnames, folders, where=str(root))
     splits = {part: [Sample(ref, label, classnames[label]) for label, f in enumerate(folders)
                      for ref in per_split[part].get(f, [])] for part in SPLITS}
     info = DatasetInfo("folder", classnames, template or DEFAULT_TEMPLATE, domain or DEFAULT_DOMAIN)

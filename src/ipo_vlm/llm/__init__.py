@@ -7,7 +7,7 @@ from typing import Any
 from ipo_vlm.llm.base import LLM, LLMRequest, LLMResponse, OutputConstraint
 from ipo_vlm.registry import Registry
 
-LLMS: Registry[LLM] = Registry("llm")
+LLMS: Registry[LLM] = Registry("llm", noun="LLM")
 LLMS.register("openai", "ipo_vlm.llm.openai_backend:load_openai", "any OpenAI-compatible chat API (OPENAI_API_KEY, OPENAI_BASE_URL)")
 LLMS.register("llamacpp", "ipo_vlm.llm.llamacpp:load_llamacpp", "a local GGUF file through llama-cpp-python (extra: local)")
 LLMS.register("local", "ipo_vlm.llm.llamacpp:load_local", "offline default: Qwen2.5-Coder-1.5B-Instruct Q4_K_M (extra: local)")

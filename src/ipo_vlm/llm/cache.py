@@ -26,6 +26,25 @@ CREATE TABLE IF NOT EXISTS responses (
 """
 
 
+def _init_shared(db: sqlite3.Connection, attempts: int = 60) -> None:
+    """WAL mode and the table, safe while other processes open the same file.
+
+    Switching to WAL answers "database is locked" at once, without waiting on the busy
+    timeout, when another process opens or switches the file at that moment; the mode is
+    persistent, so it is set only when missing, and the attempt repeated (bounded) on busy."""
+    for attempt in range(attempts):
+        try:
+            if str(db.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                db.execute("PRAGMA journal_mode=WAL")
+            db.execute(_SCHEMA)
+            db.commit()
+            return
+        except sqlite3.OperationalError as e:
+            if getattr(e, "sqlite_errorcode", sqlite3.SQLITE_BUSY) != sqlite3.SQLITE_BUSY or attempt == attempts - 1:
+                raise
+            time.sleep(0.01 + 0.01 * (attempt % 10))
+
+
 def request_key(request: LLMRequest, model_id: str) -> str:
     """The cache key of ``request`` sent to ``model_id``."""
     return sha256_json(request.cache_payload(model_id))
@@ -45,9 +64,7 @@ class ResponseCache:
         # One connection shared by threads behind a lock; WAL lets other processes read meanwhile.
         self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30.0)
         with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(_SCHEMA)
-            self._db.commit()
+            _init_shared(self._db)
 
     def get(self, request: LLMRequest, model_id: str) -> LLMResponse | None:
         """The stored response for this exact request, marked as a hit, or ``None``."""

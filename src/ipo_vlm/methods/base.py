@@ -54,7 +54,7 @@ class RunRecord(Protocol):
 
 @dataclass(frozen=True)
 class Progress:
-    """Sent to the progress callback after every finished step."""
+    """Sent to the progress callback after every finished step, and while a step works."""
 
     step: int
     steps: int
@@ -62,6 +62,8 @@ class Progress:
     best_acc: float
     tokens_in: int
     tokens_out: int
+    #: what the step is doing now ("asking the LLM (call 2)"); empty once the step is finished
+    doing: str = ""
 
 
 @dataclass
@@ -104,7 +106,7 @@ class Method(Protocol):
     def run(self, ctx: MethodContext) -> MethodOutcome: ...
 
 
-METHODS: Registry[Method] = Registry("method", noun="")
+METHODS: Registry[Method] = Registry("method", backends=False)
 METHODS.register("ipo", "ipo_vlm.methods.ipo:load_ipo", "an LLM proposes templates from the meta-prompt (the paper's method)")
 METHODS.register("random", "ipo_vlm.methods.random:load_random", "random search over a template bank, same budget and selection (no LLM)")
 METHODS.register("handcrafted", "ipo_vlm.methods.fixed:load_handcrafted", "the dataset's hand-crafted template, no search")

@@ -137,8 +137,8 @@ class SearchLoop:
             self._report(step)
         return MethodOutcome(self.record.last_step_done(), stopped, self.memory.entries, self.record.steps())
 
-    def _report(self, step: int) -> None:
+    def _report(self, step: int, doing: str = "") -> None:
         if self.progress is None:
             return
         best = self.memory.best()
-        self.progress(Progress(step, self.config.optimize.steps, best.template, best.accuracy, *self.tokens()))
+        self.progress(Progress(step, self.config.optimize.steps, best.template, best.accuracy, *self.tokens(), doing))

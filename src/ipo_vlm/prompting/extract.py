@@ -53,8 +53,11 @@ _LEAD_SCORES = re.compile(r"^(?:\s*" + _NUM + r"\s*\|)+\s*")
 _BULLET = re.compile(
     r"^(?:[-*•+–—>▪◦·]+\s+|\(?\d{1,3}[.):\]](?!\d)\s*|\d{1,3}\s+[-–—]\s+|#\s?\d{1,3}[.:)]?\s+|[a-zA-Z]\)\s+)"
 )
+# "Template 3:", "Prompt: 'a {} ...'", and the OPRO/IPO answer labels "Instruction:", "text:", "INS:"
 _LABEL_PREFIX = re.compile(
-    r"^(?:new\s+)?(?:template|prompt|candidate|option)\s*#?\s*\d{0,3}\s*[:.)\-–—]\s+", re.I
+    r"^(?:new\s+)?(?:template|prompt|candidate|option|instruction|text|ins)\s*#?\s*\d{0,3}\s*"
+    r"(?:[:.)\-–—]\s+|:(?=[\"'“‘«`]))",
+    re.I,
 )
 _QUOTES = {'"': '"', "'": "'", "“": "”", "‘": "’", "«": "»", "`": "`", "„": "“"}
 _CHATTER_START = re.compile(

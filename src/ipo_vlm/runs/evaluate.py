@@ -40,3 +40,17 @@ def evaluate_run(
     options = {**config.get("vlm_options", {}), **(vlm_options or {})}
     vlm = create_vlm(vlm_spec or config["vlm"], **options)
     return TestSetEvaluator(vlm, dataset, split, progress=progress).evaluate(templates)
+
+
+def run_rows(run: str | Path) -> list[tuple[str, str]]:
+    """``(label, template)`` of what a run is compared with: the ``baseline`` template, the
+    dataset's ``handcrafted`` one, and the run's selected (``optimized``) template."""
+    from ipo_vlm.data import load_dataset
+    from ipo_vlm.prompting.placeholders import BASELINE_TEMPLATE
+
+    rundir = RunDir(run)
+    config = rundir.read_config()["config"]
+    data = config.get("data", {})
+    handcrafted = load_dataset(data.get("dataset", "demo"), data.get("data_root")).info.template
+    best = best_template_of(rundir, config.get("optimize", {}).get("select_on", "train"))
+    return [("baseline", BASELINE_TEMPLATE), ("handcrafted", handcrafted), ("optimized", best)]

@@ -155,15 +155,29 @@ def optimize(
 
     ``progress`` receives a :class:`~ipo_vlm.methods.base.Progress` after each step, ``stage`` a
     short line when a phase starts; ``hook(event, step)`` is called at the crash-safe points
-    ("config", "candidate", "step_done", "result"), for tests that simulate a kill there."""
+    ("config", "candidate", "step_done", "result"), for tests that simulate a kill there. The run
+    directory has one writer: a second process is refused (``RunLock``) while this one runs."""
+    from ipo_vlm.io.paths import cache_dir, check_creatable_dir
+    from ipo_vlm.runs.lock import RunLock
+
+    check_creatable_dir(out, "--out")  # a bad --out is found before any model loads
+    cache_dir()  # so is an unusable cache dir, and both before the run directory is touched
+    method = create_method(config.method)
+    backends = backends or create_backends(config, uses_llm=method.uses_llm)
+    with RunLock(out):
+        return _optimize_locked(config, RunDir(out), resume, method, backends, progress, stage, hook)
+
+
+def _optimize_locked(
+    config: RunConfig, rundir: RunDir, resume: bool, method: Any, backends: Backends,
+    progress: Callable[[Progress], None] | None, stage: Stage | None, hook: Hook | None,
+) -> RunResult:
+    """The run itself, with this process as the run directory's only writer."""
     from ipo_vlm.prompting import PROMPT_VERSION
 
     started = time.perf_counter()
     say = stage or (lambda msg: log.info("%s", msg))
     hook = hook or (lambda event, step: None)
-    method = create_method(config.method)
-    backends = backends or create_backends(config, uses_llm=method.uses_llm)
-    rundir = RunDir(out)
     rundir.prepare(config.to_dict(), resume, PROMPT_VERSION)
     hook("config", -1)
     split = load_or_make_split(rundir, backends.dataset, config)
@@ -171,7 +185,7 @@ def optimize(
     task = Task(backends.dataset, split, backends.vlm, with_val=config.optimize.select_on in NEEDS_VAL)
     descriptions, maskings = [], 0
     if method.uses_llm and backends.captioner.model_id != "none":
-        say("describing training images")
+        say(f"describing {len(split.train)} training images with {backends.captioner.model_id}")
         descriptions, maskings = _descriptions(backends, split, config, rundir)
     session = _session(backends, config, rundir) if method.uses_llm else None
     seeds = [BASELINE_TEMPLATE, backends.dataset.info.template]

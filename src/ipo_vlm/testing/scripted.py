@@ -28,6 +28,7 @@ from typing import Any
 from ipo_vlm.errors import ConfigError
 from ipo_vlm.io.hashing import sha256_json
 from ipo_vlm.llm.base import LLMRequest, LLMResponse
+from ipo_vlm.registry import nonnegative_float, takes_options
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,7 @@ class ScriptedLLM:
         )
 
 
+@takes_options(delay_s=nonnegative_float)
 def load_scripted(name: str, **options: Any) -> ScriptedLLM:
     """Factory for ``scripted:<path.json>`` (see the module docstring for the file format)."""
     if not name:

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from ipo_vlm.errors import BackendError, ConfigError
 from ipo_vlm.io.hashing import sha256_file
+from ipo_vlm.registry import positive_int, takes_options
+from ipo_vlm.registry import text as text_option
 
 if TYPE_CHECKING:
     import numpy as np
@@ -224,6 +226,7 @@ class DemoFashionVLM:
         return self.encode_pixels(pixels)
 
 
+@takes_options(weights=text_option, device=text_option, batch_size=positive_int)
 def load_demo(
     name: str = "fashion", weights: str | Path | None = None, device: str = "cpu", batch_size: int | None = None, **options: Any
 ) -> DemoFashionVLM:

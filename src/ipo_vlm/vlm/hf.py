@@ -19,6 +19,8 @@ import numpy as np
 
 from ipo_vlm.errors import BackendError, ConfigError
 from ipo_vlm.io.hashing import file_fingerprint
+from ipo_vlm.registry import boolean, device, one_of, positive_int, takes_options
+from ipo_vlm.vlm.hub import hub_local_only, hub_offline
 from ipo_vlm.vlm.clip_prefix import encode_shared_prefixes, prefix_groups
 from ipo_vlm.vlm.preprocess import ClipTransform
 
@@ -33,20 +35,16 @@ _DTYPES = ("float32", "float16", "bfloat16")
 _CAUSAL_TEXT = ("clip",)
 
 
-def hub_offline() -> bool:
-    """True when the environment forbids downloads (read at call time, not import time)."""
-    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
-        if os.environ.get(var, "").strip().lower() in ("1", "true", "yes", "on"):
-            return True
-    return False
+def _how_to_get(name: str) -> str:
+    return (f"download the weights once where there is internet (`huggingface-cli download {name}`)"
+            " and copy the Hugging Face cache here, or pass a local directory: --vlm hf:/path/to/model")
 
 
 def _missing_model_message(name: str) -> str:
     return (
         f"VLM weights {name!r} not found locally"
         + (" (HF_HUB_OFFLINE is set)" if hub_offline() else " and not downloadable (set HF_HUB_OFFLINE=1 to skip the try)")
-        + f"; download them once where there is internet (`huggingface-cli download {name}`)"
-        " and copy the Hugging Face cache here, or pass a local directory: --vlm hf:/path/to/model"
+        + f"; {_how_to_get(name)}"
     )
 
 
@@ -280,6 +278,7 @@ def _transform_from_processor(directory: str, local_only: bool) -> tuple[Callabl
     return run, f"hf-{type(proc).__name__}-{sha256_json(proc.to_dict())[:12]}"
 
 
+@takes_options(device=device, batch_size=positive_int, dtype=one_of(*_DTYPES), text_batch_size=positive_int, share_prefix=boolean)
 def load_hf(
     name: str,
     device: str = "cpu",
@@ -299,15 +298,16 @@ def load_hf(
         raise ConfigError(f"unknown dtype {dtype!r}; known: {', '.join(_DTYPES)}")
     if batch_size < 1 or text_batch_size < 1:
         raise ConfigError("batch sizes must be >= 1")
+    local_dir, ident = _locate(name)
+    # a local directory never touches the network; a hub id comes from the HF cache when it is
+    # there, and is downloaded only when the hub answers (else one line at once, not retries)
+    local_only = local_dir is not None or hub_local_only(ident, _how_to_get(ident))
     try:
         import torch
         from transformers import AutoModel, AutoTokenizer
     except ImportError as e:
         raise BackendError(f"the hf VLM backend needs torch and transformers ({e.name} is missing): pip install 'ipo-vlm[clip]'") from None
-    local_dir, ident = _locate(name)
     device = _resolve_device(device)
-    # a local directory never touches the network; a hub id downloads unless offline is set
-    local_only = local_dir is not None or hub_offline()
     try:
         model = AutoModel.from_pretrained(ident, local_files_only=local_only, dtype=getattr(torch, dtype))
         tokenizer = AutoTokenizer.from_pretrained(ident, local_files_only=local_only)

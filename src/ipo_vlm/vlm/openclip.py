@@ -18,6 +18,7 @@ import numpy as np
 
 from ipo_vlm.errors import BackendError, ConfigError
 from ipo_vlm.io.hashing import file_fingerprint
+from ipo_vlm.registry import device, positive_int, takes_options
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -87,6 +88,7 @@ def _normalise(feats: Any) -> np.ndarray:
     return (x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)).astype(np.float32)
 
 
+@takes_options(device=device, batch_size=positive_int)
 def load_open_clip(name: str, device: str = "cpu", batch_size: int = 32, **unused: Any) -> OpenClipModel:
     """Factory for ``open_clip:<arch>@<pretrained-or-path>`` (options: device, batch_size)."""
     arch, pretrained = parse_name(name)

@@ -93,6 +93,7 @@ class OptimizationLoop(SearchLoop):
         wanted = self.config.optimize.candidates
         for sample_index in range(1 + self.config.optimize.max_retries_per_step):
             tin, tout = self.session.tokens_in, self.session.tokens_out
+            self._report(step, f"asking the LLM (call {sample_index + 1})")
             parsed, response = self._ask(self._request(messages, step, sample_index), seen, step)
             record.llm_calls += 1
             record.tokens_in += self.session.tokens_in - tin
@@ -110,6 +111,7 @@ class OptimizationLoop(SearchLoop):
             if len(chosen) >= enough_candidates(wanted):
                 break
             log.debug("step %d: %d of %d candidates after call %d", step, len(chosen), wanted, sample_index + 1)
+        self._report(step, f"scoring {len(chosen)} candidate(s)")
         self._score_and_record(step, chosen)
         return record
 

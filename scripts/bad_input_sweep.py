@@ -1,0 +1,299 @@
+"""Run many user mistakes through the real ``ipo`` command line and count how each one ends.
+
+Every case is a separate process (``python -m ipo_vlm.cli.main ...``) in a scratch directory
+with its own ``IPO_CACHE_DIR`` and no API key, so nothing here needs a network or real weights.
+A mistake should end with exit status 2 and exactly one line on stderr (stage lines such as
+``ipo: encoding ...`` and progress bars are not counted as error lines); a case marked ``warn``
+should succeed and print a warning.
+
+    PYTHONPATH=src python scripts/bad_input_sweep.py            # table + counts
+    PYTHONPATH=src python scripts/bad_input_sweep.py -v -k out  # only cases naming "out", with stderr
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class Case:
+    name: str
+    args: list[str]
+    expect: str = "error"  # "error": exit 2 + one line; "warn": exit 0 + a warning line
+    env: dict[str, str] | None = None
+    must: str | None = None  # a regex the error (or warning) line must match: the right reason
+    max_s: float | None = None  # slower than this counts as "slow"
+
+
+def _png(path: Path, shade: int) -> None:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (8, 8), (shade, 255 - shade, shade // 2)).save(path)
+
+
+def _folder_dataset(root: Path, classes: dict[str, int]) -> Path:
+    for c, n in classes.items():
+        for i in range(n):
+            _png(root / c / f"{i}.png", (i * 37 + len(c) * 11) % 256)
+    return root
+
+
+def setup(tmp: Path) -> dict[str, str]:
+    """Files the cases refer to, and one real finished run (demo data, scripted LLM)."""
+    afile = tmp / "afile"
+    afile.write_text("not a directory\n")
+    pool = [f"a {a} photo of a <CLASS>." for a in ("bright", "dark", "small", "large", "worn", "clean")]
+    script = tmp / "script.json"
+    script.write_text(json.dumps({"responses": ["\n".join(f"{k + 1}. {pool[(i + k) % 6]}" for k in range(3)) for i in range(6)]}))
+    files = {
+        "bad.json": "{not json",
+        "list.json": "[1, 2]",
+        "unknown.json": json.dumps({"colour": "red"}),
+        "steps_many.json": json.dumps({"optimize": {"steps": "many"}}),
+        "temp_hot.json": json.dumps({"llm": {"temperature": "hot"}}),
+        "opt5.json": json.dumps({"optimize": 5}),
+        "steps_frac.json": json.dumps({"optimize": {"steps": 1.5}}),
+        "bad.yaml": "optimize: [unclosed",
+        "names_bad.txt": "onlyfolder\n",
+    }
+    for name, text in files.items():
+        (tmp / name).write_text(text)
+    _folder_dataset(tmp / "imgs", {"cat": 8, "dog": 8, "bird": 8, "fish": 8})
+    _folder_dataset(tmp / "dupes", {"big_cat": 8, "big cat": 8, "dog": 8, "fish": 8})
+    _folder_dataset(tmp / "notest" / "train", {"cat": 8, "dog": 8, "bird": 8, "fish": 8})
+    _folder_dataset(tmp / "notest" / "test", {"cat": 3, "dog": 3, "fish": 3})
+    _folder_dataset(tmp / "corrupt", {"cat": 8, "dog": 8, "bird": 8, "fish": 8})
+    for p in sorted((tmp / "corrupt" / "cat").iterdir()):
+        p.write_bytes(b"\x89PNG broken")
+    (tmp / "empty").mkdir()
+    (tmp / "names_dup.txt").write_text("cat feline\ndog feline\n")
+    partial = tmp / "partial"
+    partial.mkdir()
+    (partial / "config.json").write_text("{broken")
+    run = tmp / "run"
+    env = _env(tmp)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ipo_vlm.cli.main", "optimize", "--preset", "demo", "--llm", f"scripted:{script}",
+         "--captioner", "none", "--steps", "1", "--candidates", "3", "--out", str(run)],
+        cwd=tmp, env=env, capture_output=True, text=True, timeout=600,
+    )
+    if proc.returncode != 0:
+        sys.exit(f"setup run failed:\n{proc.stderr}")
+    return {"afile": str(afile), "script": f"scripted:{script}", "run": str(run), "tmp": str(tmp)}
+
+
+def _env(tmp: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "IPO_"))}
+    env["IPO_CACHE_DIR"] = str(tmp / "cache")
+    env.update(extra)
+    return env
+
+
+def cases(s: dict[str, str]) -> list[Case]:
+    t, afile, script, run = s["tmp"], s["afile"], s["script"], s["run"]
+    opt = ["optimize", "--preset", "demo", "--llm", script, "--captioner", "none", "--steps", "1", "--candidates", "3"]
+    ev = ["evaluate", "--dataset", "demo", "--vlm", "demo:fashion"]
+    feat = ["features", "--dataset", "demo", "--vlm", "demo:fashion", "--shots", "1"]
+    return [
+        # optimize: output paths
+        Case("optimize --out under a file", [*opt, "--out", f"{afile}/sub"]),
+        Case("optimize --out is a file", [*opt, "--out", afile]),
+        Case("optimize --out under /proc", [*opt, "--out", "/proc/ipo-x"]),
+        Case("optimize IPO_CACHE_DIR is a file", [*opt, "--out", f"{t}/o1"], env={"IPO_CACHE_DIR": afile}),
+        Case("optimize IPO_CACHE_DIR under a file", [*opt, "--out", f"{t}/o2"], env={"IPO_CACHE_DIR": f"{afile}/c"}),
+        # optimize: backends
+        Case("optimize unknown --vlm scheme", [*opt, "--vlm", "bogus:x", "--out", f"{t}/o3"]),
+        Case("optimize --vlm hf: missing dir", [*opt, "--vlm", "hf:/no/such/clip", "--out", f"{t}/o4"]),
+        Case("optimize --vlm hf: uncached hub id", [*opt, "--vlm", "hf:nobody/no-such-clip", "--out", f"{t}/o5"], max_s=10),
+        Case("optimize --vlm hf:path?device=gpu9", [*opt, "--vlm", "hf:/no/such/clip?device=gpu9", "--out", f"{t}/o6"], must="device"),
+        Case("optimize --vlm demo:fashion?bogus=1", [*opt, "--vlm", "demo:fashion?bogus=1", "--out", f"{t}/o7"], must="option .bogus"),
+        Case("optimize --vlm demo:nosuch", [*opt, "--vlm", "demo:nosuch", "--out", f"{t}/o8"]),
+        Case("optimize unknown --llm", [*opt, "--llm", "bogus", "--out", f"{t}/o9"]),
+        Case("optimize --llm local?n_ctx=-5", [*opt, "--llm", "local?n_ctx=-5", "--out", f"{t}/o10"], must="n_ctx"),
+        Case("optimize --llm local?bogus=1", [*opt, "--llm", "local?bogus=1", "--out", f"{t}/o11"], must="option .bogus"),
+        Case("optimize --llm openai without key", [*opt, "--llm", "openai:gpt-4o-mini", "--out", f"{t}/o12"]),
+        Case("optimize --llm scripted missing file", [*opt, "--llm", "scripted:/no/file.json", "--out", f"{t}/o13"]),
+        Case("optimize --llm scripted bad json", [*opt, "--llm", f"scripted:{t}/bad.json", "--out", f"{t}/o14"]),
+        Case("optimize --llm llamacpp missing gguf", [*opt, "--llm", "llamacpp:/no/model.gguf", "--out", f"{t}/o15"]),
+        Case("optimize --llm scripted?delay_s=x", [*opt, "--llm", f"{script}?delay_s=x", "--out", f"{t}/o16"], must="delay_s"),
+        Case("optimize unknown --captioner", [*opt, "--captioner", "bogus", "--out", f"{t}/o17"]),
+        Case("optimize --captioner hf missing dir", [*opt, "--captioner", "hf:/no/such/model", "--out", f"{t}/o18"]),
+        Case("optimize --captioner interrogate?x=1", [*opt, "--captioner", "interrogate?x=1", "--out", f"{t}/o19"], must="option .x"),
+        Case("optimize --captioner none?x=1", [*opt, "--captioner", "none?x=1", "--out", f"{t}/o20"], must="option .x"),
+        # optimize: data
+        Case("optimize unknown --dataset", [*opt, "--dataset", "nosuch", "--out", f"{t}/o21"]),
+        Case("optimize folder without --data-root", [*opt, "--dataset", "folder", "--out", f"{t}/o22"]),
+        Case("optimize --data-root missing", [*opt, "--dataset", "folder", "--data-root", "/no/dir", "--out", f"{t}/o23"]),
+        Case("optimize --data-root is a file", [*opt, "--dataset", "folder", "--data-root", afile, "--out", f"{t}/o24"]),
+        Case("optimize --data-root empty", [*opt, "--dataset", "folder", "--data-root", f"{t}/empty", "--out", f"{t}/o25"]),
+        Case("optimize duplicate class names", [*opt, "--dataset", f"{t}/dupes", "--shots", "2", "--out", f"{t}/o26"], must="big cat"),
+        Case("optimize corrupt train images", [*opt, "--dataset", f"{t}/corrupt", "--shots", "2", "--out", f"{t}/o27"]),
+        # optimize: settings
+        Case("optimize --shots 0", [*opt, "--shots", "0", "--out", f"{t}/o28"]),
+        Case("optimize --steps -1", [*opt, "--steps", "-1", "--out", f"{t}/o29"]),
+        Case("optimize --candidates 0", [*opt, "--candidates", "0", "--out", f"{t}/o30"]),
+        Case("optimize --memory-size 0", [*opt, "--memory-size", "0", "--out", f"{t}/o31"]),
+        Case("optimize --max-llm-tokens 0", [*opt, "--max-llm-tokens", "0", "--out", f"{t}/o32"]),
+        Case("optimize --steps abc", [*opt, "--steps", "abc", "--out", f"{t}/o33"]),
+        Case("optimize --select-on bogus", [*opt, "--select-on", "bogus", "--out", f"{t}/o34"]),
+        Case("optimize unknown flag", [*opt, "--stepz", "3", "--out", f"{t}/o35"]),
+        Case("optimize unknown --preset", [*opt, "--preset", "bogus", "--out", f"{t}/o36"]),
+        Case("optimize --config missing", [*opt, "--config", "/no/cfg.json", "--out", f"{t}/o37"]),
+        Case("optimize --config bad json", [*opt, "--config", f"{t}/bad.json", "--out", f"{t}/o38"]),
+        Case("optimize --config bad yaml", [*opt, "--config", f"{t}/bad.yaml", "--out", f"{t}/o39"]),
+        Case("optimize --config a list", [*opt, "--config", f"{t}/list.json", "--out", f"{t}/o40"]),
+        Case("optimize --config unknown key", [*opt, "--config", f"{t}/unknown.json", "--out", f"{t}/o41"]),
+        Case("optimize --config steps: many", [*opt, "--config", f"{t}/steps_many.json", "--out", f"{t}/o42"]),
+        Case("optimize --config temperature: hot", [*opt, "--config", f"{t}/temp_hot.json", "--out", f"{t}/o43"]),
+        Case("optimize --config optimize: 5", [*opt, "--config", f"{t}/opt5.json", "--out", f"{t}/o44"]),
+        Case("optimize --config steps: 1.5", [*opt, "--config", f"{t}/steps_frac.json", "--out", f"{t}/o45"]),
+        Case("optimize --config is a directory", [*opt, "--config", t, "--out", f"{t}/o46"]),
+        # optimize: run directories
+        Case("optimize --resume without --out", ["optimize", "--resume"]),
+        Case("optimize --resume on an empty dir", ["optimize", "--resume", "--out", f"{t}/empty"]),
+        Case("optimize --resume on a file", ["optimize", "--resume", "--out", afile]),
+        Case("optimize --resume broken config.json", ["optimize", "--resume", "--out", f"{t}/partial"]),
+        Case("optimize fresh run into a run", [*opt, "--out", run]),
+        Case("optimize --resume with other shots", ["optimize", "--resume", "--out", run, "--shots", "2"]),
+        Case("optimize --resume with other --llm", ["optimize", "--resume", "--out", run, "--llm", "bogus:x"]),
+        # evaluate
+        Case("evaluate missing rundir", ["evaluate", f"{t}/no-run"]),
+        Case("evaluate rundir is a file", ["evaluate", afile]),
+        Case("evaluate rundir without a run", ["evaluate", f"{t}/empty"]),
+        Case("evaluate broken config.json", ["evaluate", f"{t}/partial"]),
+        Case("evaluate rundir and --dataset", ["evaluate", run, "--dataset", "demo"]),
+        Case("evaluate with nothing", ["evaluate"]),
+        Case("evaluate template without {}", [*ev, "--template", "a photo"]),
+        Case("evaluate empty template", [*ev, "--template", ""]),
+        Case("evaluate unknown --vlm", ["evaluate", "--dataset", "demo", "--vlm", "bogus:x", "--template", "a {}"]),
+        Case("evaluate --vlm demo:fashion?x=1", ["evaluate", "--dataset", "demo", "--vlm", "demo:fashion?x=1", "--template", "a {}"], must="option .x"),
+        Case("evaluate unknown --dataset", ["evaluate", "--dataset", "nosuch", "--template", "a {}"]),
+        Case("evaluate --shots 0", [*ev, "--shots", "0", "--template", "a {}"]),
+        Case("evaluate --seed abc", [*ev, "--seed", "abc", "--template", "a {}"]),
+        Case("evaluate run with unknown --vlm", ["evaluate", run, "--vlm", "bogus:x"]),
+        Case("evaluate run with template without {}", ["evaluate", run, "--template", "no placeholder"]),
+        # data
+        Case("data --out under a file", ["data", "--out", f"{afile}/x.json"]),
+        Case("data --out under /proc", ["data", "--out", "/proc/ipo-x/split.json"]),
+        Case("data --out is a directory", ["data", "--out", t]),
+        Case("data --shots 0", ["data", "--shots", "0"]),
+        Case("data --shots -3", ["data", "--shots", "-3"]),
+        Case("data unknown --dataset", ["data", "--dataset", "nosuch"]),
+        Case("data --data-root missing", ["data", "--dataset", "folder", "--data-root", "/no/dir"]),
+        Case("data --classnames missing", ["data", "--dataset", f"{t}/imgs", "--classnames", "/no/names.txt"]),
+        Case("data --classnames malformed", ["data", "--dataset", f"{t}/imgs", "--classnames", f"{t}/names_bad.txt"]),
+        Case("data --classnames map two folders to one name", ["data", "--dataset", f"{t}/imgs", "--classnames", f"{t}/names_dup.txt", "--shots", "2"], must="feline"),
+        Case("data two folders one class name", ["data", "--dataset", f"{t}/dupes", "--shots", "2"], must="big cat"),
+        Case("data class with 0 test images", ["data", "--dataset", f"{t}/notest", "--shots", "1"], expect="warn", must="test"),
+        Case("data --template without {}", ["data", "--template", "a photo"]),
+        Case("data --strict-shots too many", ["data", "--strict-shots", "--shots", "5000"]),
+        Case("data --check-images corrupt", ["data", "--dataset", f"{t}/corrupt", "--shots", "2", "--check-images"]),
+        Case("data --classnames on demo", ["data", "--classnames", f"{t}/names_dup.txt"]),
+        # features
+        Case("features without --dataset", ["features"]),
+        Case("features --cache-dir is a file", [*feat, "--cache-dir", afile]),
+        Case("features --cache-dir under a file", [*feat, "--cache-dir", f"{afile}/sub"]),
+        Case("features --cache-dir under /proc", [*feat, "--cache-dir", "/proc/ipo-x"]),
+        Case("features IPO_CACHE_DIR is a file", feat, env={"IPO_CACHE_DIR": afile}),
+        Case("features --batch-size 0", [*feat, "--batch-size", "0"]),
+        Case("features --shots 0", ["features", "--dataset", "demo", "--vlm", "demo:fashion", "--shots", "0"]),
+        Case("features unknown --vlm", ["features", "--dataset", "demo", "--vlm", "bogus:x"]),
+        Case("features --device on demo", [*feat, "--device", "cuda:7"]),
+        Case("features hf --device bogus", ["features", "--dataset", "demo", "--vlm", "hf:/no/such/clip", "--device", "tpu"]),
+        # demo and the rest
+        Case("demo --out under a file", ["demo", "--out", f"{afile}/sub", "--steps", "1"]),
+        Case("demo --out under /proc", ["demo", "--out", "/proc/ipo-x", "--steps", "1"]),
+        Case("demo --steps -1", ["demo", "--steps", "-1"]),
+        Case("demo IPO_CACHE_DIR is a file", ["demo", "--steps", "1", "--out", f"{t}/d1"], env={"IPO_CACHE_DIR": afile}),
+        Case("backends --check-llm unknown", ["backends", "--check-llm", "bogus"]),
+        Case("backends --check-llm openai without key", ["backends", "--check-llm", "openai:gpt-4o-mini"]),
+        Case("backends --check-llm local?n_ctx=-5", ["backends", "--check-llm", "local?n_ctx=-5"], must="n_ctx"),
+        Case("unknown command", ["nosuchcommand"]),
+    ]
+
+
+_STAGE = re.compile(r"^ipo: (?!error:|warning:)")
+_TQDM = re.compile(r"^\S*:\s*\d+%\|")
+
+
+def error_lines(stderr: str) -> list[str]:
+    lines = []
+    for raw in stderr.replace("\r", "\n").splitlines():
+        line = raw.strip()
+        if line and not _STAGE.match(line) and not _TQDM.match(line):
+            lines.append(line)
+    return lines
+
+
+def classify(case: Case, rc: int, stdout: str, stderr: str, seconds: float) -> str:
+    if "Traceback (most recent call last)" in stderr:
+        return "traceback"
+    lines = error_lines(stderr)
+    if case.expect == "warn" and rc == 0:
+        warnings = [l for l in (stdout + "\n" + stderr).splitlines() if "warning" in l.lower()]
+        if case.must:
+            warnings = [l for l in warnings if re.search(case.must, l)]
+        return "warned" if warnings else "silent success"
+    if rc == 0:
+        return "silent success"
+    if rc == 2 and len(lines) == 1:
+        if case.must and not re.search(case.must, lines[0]):
+            return "wrong reason"
+        if case.max_s and seconds > case.max_s:
+            return "slow"
+        return "one line"
+    if rc == 2:
+        return "several lines"
+    return f"exit {rc}"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("-k", default=None, help="only cases whose name contains this")
+    ap.add_argument("-v", action="store_true", help="print each case's stderr")
+    ap.add_argument("--timeout", type=float, default=120.0)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="ipo-sweep-") as d:
+        tmp = Path(d)
+        started = time.perf_counter()
+        s = setup(tmp)
+        print(f"setup {time.perf_counter() - started:.0f} s", file=sys.stderr)
+        selected = [c for c in cases(s) if not args.k or args.k in c.name]
+        counts: Counter[str] = Counter()
+        print(f"{'case':<46}{'rc':>4}{'lines':>6}{'s':>6}  outcome")
+        for case in selected:
+            env = _env(tmp, **(case.env or {}))
+            t0 = time.perf_counter()
+            try:
+                proc = subprocess.run([sys.executable, "-m", "ipo_vlm.cli.main", *case.args], cwd=tmp, env=env,
+                                      capture_output=True, text=True, timeout=args.timeout)
+                rc, out, err = proc.returncode, proc.stdout, proc.stderr
+            except subprocess.TimeoutExpired as e:
+                rc, out, err = -1, "", (e.stderr or b"").decode() if isinstance(e.stderr, bytes) else (e.stderr or "")
+            seconds = time.perf_counter() - t0
+            outcome = "timeout" if rc == -1 else classify(case, rc, out, err, seconds)
+            counts[outcome] += 1
+            lines = error_lines(err)
+            first = lines[0][:90] if lines else ""
+            print(f"{case.name:<46}{rc:>4}{len(lines):>6}{seconds:>6.1f}  {outcome:<15} {first}")
+            if args.v:
+                print("    " + "\n    ".join(err.splitlines()[-15:]))
+        good = counts["one line"] + counts["warned"]
+        print(f"\n{len(selected)} cases: " + ", ".join(f"{k} {v}" for k, v in counts.most_common()))
+        print(f"as intended (one line + exit 2, or a warning where due): {good}/{len(selected)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
