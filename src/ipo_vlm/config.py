@@ -13,6 +13,8 @@ from typing import Any
 from ipo_vlm.errors import ConfigError
 
 DEFAULT_VLM = "hf:openai/clip-vit-base-patch16"
+#: how a run finds its template; every method writes the same run files
+METHODS = ("ipo", "random", "handcrafted", "ensemble80")
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,11 @@ class RunConfig:
     llm: LLMConfig = field(default_factory=LLMConfig)
     captioner: CaptionerConfig = field(default_factory=CaptionerConfig)
     optimize: OptimizeConfig = field(default_factory=OptimizeConfig)
+    method: str = "ipo"
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ConfigError(f"unknown method {self.method!r}; known: {', '.join(METHODS)}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -124,8 +131,8 @@ class RunConfig:
         ``vlm`` takes a string."""
         new = self
         for name, value in sections.items():
-            if name == "vlm":
-                new = replace(new, vlm=value)
+            if name in ("vlm", "method"):
+                new = replace(new, **{name: value})
                 continue
             current = getattr(new, name)
             try:

@@ -12,7 +12,7 @@ from ipo_vlm import __version__
 from ipo_vlm.errors import IpoError
 
 # Each module defines ``register(subparsers)`` and sets ``func`` on its parser.
-SUBCOMMANDS = ("optimize", "evaluate", "demo", "data", "features", "backends")
+SUBCOMMANDS = ("optimize", "evaluate", "demo", "data", "features", "backends", "benchmark")
 
 
 def build_parser() -> argparse.ArgumentParser:
