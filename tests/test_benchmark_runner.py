@@ -206,3 +206,19 @@ def test_kill_9_mid_grid_then_rerun_redoes_nothing_finished(world, reference, tm
         assert (bench / "runs" / name / "result.json").stat().st_mtime_ns == mtime  # not run again
     assert f"{len(killed)} already finished" in out.decode()
     assert {k: v[:5] for k, v in outcomes(bench).items()} == {k: v[:5] for k, v in outcomes(reference[0]).items()}
+
+
+def test_a_finished_run_without_its_line_is_recorded_and_an_unfinished_one_resumed(world, reference, tmp_path):
+    import shutil
+
+    copy = tmp_path / "bench"
+    shutil.copytree(reference[0], copy)
+    recs = lines(copy)
+    # killed after the last run wrote result.json but before its line; and one run killed midway
+    (copy / "cells.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs[:6]))
+    unfinished = copy / recs[6]["rundir"]
+    (unfinished / "result.json").unlink()
+    s = run_benchmark(parse_grid(grid_dict(world)), copy, make_executor("local"))
+    assert (s.skipped, s.recorded, s.ran, s.done) == (6, 1, 1, 8)
+    assert outcomes(copy) == outcomes(reference[0])
+    assert json.loads((unfinished / "config.json").read_text())["created"]  # the same run, continued

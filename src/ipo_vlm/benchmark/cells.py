@@ -97,7 +97,10 @@ def run_cell(task: CellTask) -> CellOutcome:
 
 
 def plan_llm(cell: Cell) -> Any:
-    """The LLM calls and tokens a cell would need (``DryRunPlan``), before anything runs."""
+    """The LLM calls and tokens a cell would need (``DryRunPlan``), before anything runs.
+
+    Every method is planned as an IPO run for now, because every method runs through
+    ``optimize()`` (see :func:`run_cell`); a method without LLM calls will plan zero."""
     from ipo_vlm.optimize import dry_run_plan
 
     return dry_run_plan(cell.run_config())

@@ -92,8 +92,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if bar is not None:
             bar.close()
-    print(f"\n{s.cells} cells: {s.ran} ran ({s.done - s.skipped - s.recorded} done now), {s.skipped} already finished, "
-          f"{s.recorded} recorded from finished runs, {s.failed} failed | {s.seconds:.1f} s")
+    print(f"\n{s.cells} cells: {s.skipped} already finished, {s.recorded} recorded from finished runs, "
+          f"{s.ran} run now ({s.done - s.skipped - s.recorded} done, {s.failed} failed) | {s.seconds:.1f} s")
     print(f"images encoded: {s.images_encoded + s.images_prefetched} for {s.ran} cells run"
           + (f" ({s.images_prefetched} up front, {s.images_encoded} in cells)" if s.images_prefetched else ""))
     if s.transfer_done or s.transfer_failed:
