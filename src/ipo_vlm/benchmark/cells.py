@@ -16,7 +16,7 @@ from typing import Any
 
 from ipo_vlm.benchmark.grid import Cell
 from ipo_vlm.errors import ConfigError, IpoError
-from ipo_vlm.jsonio import append_jsonl, read_jsonl
+from ipo_vlm.benchmark.engine import append_jsonl, read_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def run_cell(task: CellTask) -> CellOutcome:
     """Run (or resume) one cell into its run directory. Never raises: a failure is an outcome
     with a one-line error, so the other cells go on."""
     from ipo_vlm.config import RunConfig
-    from ipo_vlm.optimize import create_backends, optimize
+    from ipo_vlm.benchmark.engine import create_backends, optimize
 
     started = time.perf_counter()
     counter: CountingVLM | None = None
@@ -101,7 +101,7 @@ def plan_llm(cell: Cell) -> Any:
 
     Every method is planned as an IPO run for now, because every method runs through
     ``optimize()`` (see :func:`run_cell`); a method without LLM calls will plan zero."""
-    from ipo_vlm.optimize import dry_run_plan
+    from ipo_vlm.benchmark.engine import dry_run_plan
 
     return dry_run_plan(cell.run_config())
 
@@ -170,7 +170,7 @@ class CellPlan:
 
 
 def _run_config(run: Path) -> dict[str, Any] | None:
-    from ipo_vlm.rundir import RunDir
+    from ipo_vlm.benchmark.engine import RunDir
 
     rd = RunDir(run)
     if not rd.config_path.exists():
@@ -179,7 +179,7 @@ def _run_config(run: Path) -> dict[str, Any] | None:
 
 
 def _finished(run: Path) -> dict[str, Any] | None:
-    from ipo_vlm.rundir import RunDir
+    from ipo_vlm.benchmark.engine import RunDir
 
     return RunDir(run).read_result()
 
@@ -189,7 +189,7 @@ def plan_cell(cell: Cell, benchdir: Path, records: dict[str, dict[str, Any]], fo
 
     The readable directory ``runs/<name>`` is the cell's home; when it holds a run with other
     settings, the cell is refused, or with ``force`` goes to ``runs/<name>-<id>`` instead."""
-    from ipo_vlm.rundir import config_differences
+    from ipo_vlm.benchmark.engine import config_differences
 
     rec = records.get(cell.cell_id)
     if rec and rec.get("status") == "done":

@@ -30,7 +30,7 @@ from typing import Any
 
 from ipo_vlm.config import METHODS, RunConfig, preset
 from ipo_vlm.errors import ConfigError
-from ipo_vlm.jsonio import sha256_json
+from ipo_vlm.benchmark.engine import sha256_json
 
 #: shorthand key -> (RunConfig section, field)
 SHORTHANDS: dict[str, tuple[str, str]] = {

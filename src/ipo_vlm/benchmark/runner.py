@@ -33,7 +33,7 @@ from ipo_vlm.benchmark.prices import PriceTable, load_prices
 from ipo_vlm.benchmark.table import write_tables
 from ipo_vlm.benchmark.transfer import append_transfer, read_transfer, run_transfer, transfer_tasks
 from ipo_vlm.errors import ConfigError
-from ipo_vlm.jsonio import append_jsonl, atomic_write_json
+from ipo_vlm.benchmark.engine import append_jsonl, atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ def plan(grid: Grid, benchdir: Path, force: bool = False) -> list[CellPlan]:
 
 def _recorded_outcome(cell_id: str, run: Path) -> CellOutcome:
     """A run that finished but whose line was lost to a kill: record it without rerunning."""
-    from ipo_vlm.rundir import RunDir
+    from ipo_vlm.benchmark.engine import RunDir
 
     result = RunDir(run).read_result()
     return CellOutcome(cell_id, "done", None, result, float(result.get("minutes") or 0) * 60)

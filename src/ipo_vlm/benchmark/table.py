@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ipo_vlm.benchmark.references import COOP_11, ReferenceRow, references_for
-from ipo_vlm.jsonio import atomic_write_bytes
+from ipo_vlm.benchmark.engine import atomic_write_bytes
 
 BASELINES = ("handcrafted", "random")
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ipo_vlm.jsonio import append_jsonl, read_jsonl, sha256_json
+from ipo_vlm.benchmark.engine import append_jsonl, read_jsonl, sha256_json
 
 TRANSFER_FILE = "transfer.jsonl"
 
@@ -57,8 +57,7 @@ def run_transfer(task: TransferTask) -> dict[str, Any]:
         import numpy as np
 
         from ipo_vlm.data import load_dataset
-        from ipo_vlm.features import FeatureStore
-        from ipo_vlm.scoring import Scorer
+        from ipo_vlm.benchmark.engine import FeatureStore, Scorer
         from ipo_vlm.vlm import create_vlm
 
         dataset = load_dataset(tgt["name"], tgt["data_root"])
