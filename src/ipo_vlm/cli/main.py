@@ -14,7 +14,7 @@ from ipo_vlm.errors import IpoError
 
 # Each module defines ``register(subparsers)`` and sets ``func`` on its parser.
 SUBCOMMANDS = (
-    "optimize", "evaluate", "demo", "history", "export", "classify", "explain", "report", "data", "features", "backends",
+    "optimize", "evaluate", "demo", "history", "export", "classify", "explain", "report", "benchmark", "data", "features", "backends",
 )
 
 

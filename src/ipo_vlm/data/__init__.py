@@ -13,11 +13,12 @@ from pathlib import Path
 from ipo_vlm.data.base import Dataset, DatasetInfo, Sample
 from ipo_vlm.data.coop import COOP_SPECS, load_coop
 from ipo_vlm.data.fewshot import TaskSplit, base_novel_labels, load_split, make_split
+from ipo_vlm.data.imagenet_variants import IMAGENET_VARIANTS, load_imagenet_variant
 from ipo_vlm.errors import ConfigError, DataError
 
 __all__ = [
     "Dataset", "DatasetInfo", "Sample", "TaskSplit",
-    "base_novel_labels", "known_datasets", "load_dataset", "load_split", "make_split",
+    "base_novel_labels", "canonical_dataset_name", "known_datasets", "load_dataset", "load_split", "make_split",
 ]
 
 _DEMO_ALIASES = ("demo", "fashion", "fashion_mnist")
@@ -31,7 +32,7 @@ def _norm(name: str) -> str:
 def _aliases() -> dict[str, str]:
     table = {_norm(a): "demo" for a in _DEMO_ALIASES}
     table[_norm("folder")] = "folder"
-    for spec in COOP_SPECS.values():
+    for spec in (*COOP_SPECS.values(), *IMAGENET_VARIANTS.values()):
         split_name = spec.split_file[len("split_zhou_"):-len(".json")] if spec.split_file else ""
         for alias in (spec.name, spec.folder, split_name, *spec.aliases):
             if alias:
@@ -42,7 +43,13 @@ def _aliases() -> dict[str, str]:
 
 def known_datasets() -> tuple[str, ...]:
     """Canonical dataset names ``load_dataset`` accepts (besides a folder path)."""
-    return ("demo", "folder", *sorted(COOP_SPECS))
+    return ("demo", "folder", *sorted(COOP_SPECS), *sorted(IMAGENET_VARIANTS))
+
+
+def canonical_dataset_name(name: str) -> str | None:
+    """``"OxfordPets"`` -> ``"oxford_pets"``; None for a name that is no known dataset (a
+    folder path, say). Touches nothing on disk."""
+    return _aliases().get(_norm(name)) if isinstance(name, str) else None
 
 
 def load_dataset(name: str, data_root: str | Path | None = None, *, template: str | None = None,
@@ -78,6 +85,8 @@ def load_dataset(name: str, data_root: str | Path | None = None, *, template: st
         return load_folder(root, template=template, domain=domain, classnames_file=classnames_file)
     if not root.is_dir():
         raise DataError(f"data root not found: {root}")
+    if canonical in IMAGENET_VARIANTS:
+        return load_imagenet_variant(IMAGENET_VARIANTS[canonical], root, template=template, domain=domain)
     return load_coop(COOP_SPECS[canonical], root, template=template, domain=domain)
 
 
