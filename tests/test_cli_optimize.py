@@ -124,8 +124,13 @@ def test_user_errors_exit_2_before_any_work(env, capsys, tmp_path):
     assert not out.exists()
 
 
-def test_dry_run_estimates_calls_and_tokens_without_calling(env, capsys, tmp_path):
-    assert main(base_args(env, tmp_path / "dry", "--dry-run", "--steps", "10", "--llm", "nosuch:x")) == 0
+def test_dry_run_is_a_preflight_then_an_estimate(env, capsys, tmp_path):
+    # what is wrong is said before any estimate: an unknown LLM, a VLM that is not there
+    assert main(base_args(env, tmp_path / "dry", "--dry-run", "--llm", "nosuch:x")) == 2
+    assert "unknown llm backend 'nosuch'" in capsys.readouterr().err
+    assert main(base_args(env, tmp_path / "dry", "--dry-run", "--vlm", f"hf:{tmp_path / 'no-model'}")) == 2
+    capsys.readouterr()
+    assert main(base_args(env, tmp_path / "dry", "--dry-run", "--steps", "10")) == 0
     printed = capsys.readouterr().out
     assert "calls: 10 (up to 30 with retries)" in printed
     tokens = int(printed.split("first prompt: ~")[1].split()[0])
@@ -133,12 +138,22 @@ def test_dry_run_estimates_calls_and_tokens_without_calling(env, capsys, tmp_pat
     assert not (tmp_path / "dry").exists()
 
 
-def test_budget_stops_cleanly_and_says_how_to_resume(env, capsys, tmp_path):
+def test_a_billion_steps_are_estimated_at_once(env, capsys, tmp_path):
+    started = time.perf_counter()
+    assert main(base_args(env, tmp_path / "dry", "--dry-run", "--steps", "1000000000", "--candidates", "100000")) == 0
+    printed = capsys.readouterr().out
+    assert time.perf_counter() - started < 30 and "calls: 1000000000" in printed
+    most = int(printed.split("at most ")[1].split(" out")[0])
+    assert most >= int(printed.split("+ ~")[1].split()[0])  # the typical output never exceeds the maximum
+
+
+def test_budget_is_a_hard_cap_with_its_own_exit_code(env, capsys, tmp_path):
     out = tmp_path / "run"
-    assert main(base_args(env, out, "--max-llm-tokens", "300", "--no-cache")) == 0  # cache hits cost nothing
+    assert main(base_args(env, out, "--max-llm-tokens", "300", "--no-cache")) == 3  # cache hits cost nothing
     printed = capsys.readouterr().out
     result = json.loads((out / "result.json").read_text())
     assert result["stopped"] == "budget" and result["complete"] is False and result["steps_done"] < 4
+    assert result["llm_tokens_in"] + result["llm_tokens_out"] <= 300
     assert "--resume" in printed
     assert main(["optimize", "--out", str(out), "--resume", "--max-llm-tokens", "100000"]) == 0
     assert json.loads((out / "result.json").read_text())["complete"] is True

@@ -18,20 +18,60 @@ DEFAULT_METHOD = "ipo"
 CONTROLS = ("none", "random")
 
 
+_TYPES: dict[str, tuple[type, ...]] = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "dict[str, Any]": (dict,)}
+_TYPE_NAMES = {"int": "an integer", "float": "a number", "str": "text", "bool": "true or false", "dict[str, Any]": "a mapping"}
+
+
+def _looks_like_path(name: str) -> bool:
+    return name.startswith((".", "~", "/")) or "/" in name or "\\" in name
+
+
+class _Settings:
+    """Checks every field's type (from its annotation) before the section's own ``validate``,
+    so a value of the wrong kind (``steps: "many"``, ``steps: 1.5``, ``optimize: 5``) is one
+    clear ``ConfigError`` when the settings are built, before anything is written."""
+
+    def __post_init__(self) -> None:
+        for f in fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            annotation = str(f.type)
+            optional = annotation.endswith(" | None")
+            base = annotation.removesuffix(" | None")
+            if value is None and optional:
+                continue
+            if base in _TYPES:
+                ok = isinstance(value, _TYPES[base]) and not (isinstance(value, bool) and base in ("int", "float"))
+                if not ok:
+                    section = type(self).__name__.removesuffix("Config").lower()
+                    where = f.name if section == "run" else f"{section}.{f.name}"
+                    raise ConfigError(f"setting {where} must be {_TYPE_NAMES[base]}{' or null' if optional else ''}, got {value!r}")
+            elif not isinstance(value, (_Settings,)) and hasattr(type(self), "__dataclass_fields__") and base.endswith("Config"):
+                raise ConfigError(f"setting {f.name} must be a section (a mapping of settings), got {value!r}")
+        self.validate()
+
+    def validate(self) -> None:
+        """Range and choice checks of one section."""
+
+
 @dataclass(frozen=True)
-class DataConfig:
+class DataConfig(_Settings):
     dataset: str = "demo"
     data_root: str | None = None
     shots: int = 16
     seed: int = 1
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
+        # recorded absolute, so the run can be evaluated or resumed from any working directory
+        if self.data_root is not None:
+            object.__setattr__(self, "data_root", str(Path(self.data_root).expanduser().resolve()))
+        if _looks_like_path(self.dataset):
+            object.__setattr__(self, "dataset", str(Path(self.dataset).expanduser().resolve()))
         if self.shots < 1:
             raise ConfigError(f"shots must be >= 1, got {self.shots}")
 
 
 @dataclass(frozen=True)
-class LLMConfig:
+class LLMConfig(_Settings):
     spec: str = "local"
     temperature: float = 1.1
     top_p: float = 0.95
@@ -41,7 +81,7 @@ class LLMConfig:
     #: ask the backend to constrain output to templates (grammar / JSON schema)
     constrained: bool = True
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
         if not 0.0 <= self.temperature <= 2.5:
             raise ConfigError(f"temperature must be in [0, 2.5], got {self.temperature}")
         if not 0.0 < self.top_p <= 1.0:
@@ -51,14 +91,14 @@ class LLMConfig:
 
 
 @dataclass(frozen=True)
-class CaptionerConfig:
+class CaptionerConfig(_Settings):
     spec: str = "interrogate"
     #: budget for descriptions inside one meta-prompt, in (approximate) tokens
     budget_tokens: int = 600
     #: how descriptions are chosen within the budget
     selection: str = "round_robin"
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
         if self.budget_tokens < 0:
             raise ConfigError("captioner budget_tokens must be >= 0")
         if self.selection not in ("round_robin", "first"):
@@ -66,7 +106,7 @@ class CaptionerConfig:
 
 
 @dataclass(frozen=True)
-class OptimizeConfig:
+class OptimizeConfig(_Settings):
     steps: int = 100
     candidates: int = 5
     memory_size: int = 20
@@ -84,7 +124,7 @@ class OptimizeConfig:
     #: a template bank file added to the shipped one for the random search (JSON, same layout)
     bank: str | None = None
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
         if self.steps < 0:
             raise ConfigError(f"steps must be >= 0, got {self.steps}")
         if self.candidates < 1:
@@ -102,7 +142,7 @@ class OptimizeConfig:
 
 
 @dataclass(frozen=True)
-class RunConfig:
+class RunConfig(_Settings):
     data: DataConfig = field(default_factory=DataConfig)
     vlm: str = DEFAULT_VLM
     llm: LLMConfig = field(default_factory=LLMConfig)
@@ -114,7 +154,7 @@ class RunConfig:
     #: how templates are found: ipo (the LLM), random, handcrafted, ensemble80, or a plugin's
     method: str = DEFAULT_METHOD
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
         if not isinstance(self.method, str) or not self.method.strip():
             raise ConfigError(f"method must be a name such as {DEFAULT_METHOD!r}, got {self.method!r}")
         if not isinstance(self.vlm_options, dict) or not all(isinstance(k, str) for k in self.vlm_options):

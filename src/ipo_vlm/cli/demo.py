@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ipo_vlm.cli.optimize import add_run_args, default_out, print_result, resolve_config, run_with_progress
+from ipo_vlm.cli.optimize import add_run_args, default_out, exit_code, print_result, resolve_config, run_with_progress
 from ipo_vlm.errors import ConfigError
 
 
@@ -28,4 +28,4 @@ def run(args: argparse.Namespace) -> int:
     from ipo_vlm.report import build_run_report
 
     print(f"report: {build_run_report(out)}")
-    return 0
+    return exit_code(result)

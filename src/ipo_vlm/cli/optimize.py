@@ -1,4 +1,7 @@
-"""`ipo optimize`: run (or resume) the IPO loop into a run directory."""
+"""`ipo optimize`: run (or resume) the IPO loop into a run directory.
+
+Exit codes: 0 done; 2 a mistake in the settings, data or backends (one line on stderr);
+3 stopped by the LLM token budget (--max-llm-tokens; --resume with a larger one continues)."""
 
 from __future__ import annotations
 
@@ -58,7 +61,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=None, help="run directory (default: runs/<dataset>-<time>)")
     p.add_argument("--preset", default=None, help="starting settings: paper (default) or demo")
     p.add_argument("--config", default=None, metavar="FILE", help="settings file (YAML or JSON, RunConfig layout)")
-    p.add_argument("--dry-run", action="store_true", help="print the LLM calls and tokens a run would need, then stop")
+    p.add_argument("--dry-run", action="store_true",
+                   help="check the dataset and every backend (exit 2 on a problem), then print the LLM calls and tokens a run would need")
     add_run_args(p)
     p.set_defaults(func=run)
 
@@ -197,14 +201,38 @@ def print_result(result: Any, out: Path) -> None:
         f"\nsteps {result['steps_done']}/{result['steps']} | valid new candidates {rate_text} | "
         f"LLM tokens {result['llm_tokens_in']} in, {result['llm_tokens_out']} out | {result['minutes']:.1f} min"
     )
+    if result.get("empty_steps"):
+        print(f"warning: in {result['empty_steps']} step(s) the LLM gave no usable template (rejections: "
+              f"{', '.join(f'{r} {n}' for r, n in result.get('rejections', {}).items()) or 'none parsed'})")
     if not result.get("complete"):
         print(f"stopped early ({result.get('stopped')}); continue with: ipo optimize --out {out} --resume [--max-llm-tokens N]")
     print(f"run directory: {out}")
 
 
+#: the exit code of a run stopped by its LLM token budget (resume it with a larger --max-llm-tokens)
+EXIT_BUDGET = 3
+
+
+def exit_code(result: Any) -> int:
+    return EXIT_BUDGET if result.stopped == "budget" else 0
+
+
+def preflight(config: Any) -> None:
+    """What ``--dry-run`` checks before it estimates: the output and cache paths, the method,
+    the dataset and every backend the run would create (a missing API key, model or file is an
+    error here, not after the features)."""
+    from ipo_vlm.io.paths import cache_dir
+    from ipo_vlm.methods import create_method
+    from ipo_vlm.runs.optimize import create_backends
+
+    cache_dir()
+    create_backends(config, uses_llm=create_method(config.method).uses_llm)
+
+
 def run(args: argparse.Namespace) -> int:
     config = resolve_config(args)
     if args.dry_run:
+        preflight(config)
         print_dry_run(config)
         return 0
     if args.resume and not args.out:
@@ -212,4 +240,4 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else default_out(Path(config.data.dataset).name or "run")
     result = run_with_progress(config, out, args.resume)
     print_result(result, out)
-    return 0
+    return exit_code(result)

@@ -70,6 +70,10 @@ class Dataset(ABC):
     def content_id(self, sample: Sample) -> str:
         """sha256 hex of the image's bytes: the feature store's key."""
 
+    def verify_samples(self, samples: Iterable[Sample]) -> None:
+        """Raise ``DataError`` for a sample whose image cannot be read; cheap where it can be
+        (file datasets check headers). In-memory datasets have nothing to check."""
+
     def check_samples(self, samples: Iterable[Sample]) -> None:
         """Raise a ``DataError`` naming the first sample whose image does not exist.
 

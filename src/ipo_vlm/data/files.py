@@ -57,6 +57,21 @@ def open_rgb(path: Path) -> "Image.Image":
         raise DataError(f"cannot read image {path}: {reason}") from None
 
 
+def verify_image(path: Path) -> None:
+    """A cheap check that ``path`` is a readable image (its header and structure, without
+    decoding the pixels); a ``DataError`` naming the file otherwise."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not path.is_file():
+        raise DataError(f"image not found: {path}")
+    try:
+        with Image.open(path) as im:
+            im.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise DataError(f"cannot read image {path}: {reason}") from None
+
+
 def image_sha256(path: Path) -> str:
     """sha256 hex of an image file's bytes; a missing or unreadable file is a ``DataError``."""
     try:
@@ -95,6 +110,11 @@ class FileDataset(Dataset):
             path = self.path(sample)
             if not path.is_file():
                 raise DataError(f"image listed for class {sample.classname!r} not found: {path}")
+
+    def verify_samples(self, samples: Iterable[Sample]) -> None:
+        """Every sample's file opens as an image (header and structure, not decoded)."""
+        for sample in samples:
+            verify_image(self.path(sample))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.info.name!r}, {str(self.image_dir)!r})"

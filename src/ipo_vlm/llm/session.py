@@ -61,17 +61,33 @@ class LLMSession:
             return None
         return max(0, self.max_total_tokens - self.tokens_in - self.tokens_out)
 
-    def check_budget(self) -> None:
-        """Raise ``BudgetExceeded`` when the token budget is spent."""
+    def check_budget(self, request: LLMRequest | None = None) -> None:
+        """Raise ``BudgetExceeded`` when the budget is spent, or when ``request`` could cross it
+        (its estimated prompt tokens plus ``max_tokens``)."""
         remaining = self.remaining_tokens()
-        if remaining is not None and remaining <= 0:
-            raise BudgetExceeded(
-                f"LLM token budget spent: {self.tokens_in + self.tokens_out} of {self.max_total_tokens} tokens used"
-            )
+        if remaining is None:
+            return
+        spent = self.tokens_in + self.tokens_out
+        if remaining <= 0:
+            raise BudgetExceeded(f"LLM token budget spent: {spent} of {self.max_total_tokens} tokens used")
+        if request is not None:
+            from ipo_vlm.llm.tokens import estimate_request_tokens
+
+            worst = estimate_request_tokens(request.messages) + request.max_tokens
+            if worst > remaining:
+                raise BudgetExceeded(
+                    f"LLM token budget: the next call could use ~{worst} tokens, over the {remaining} left "
+                    f"({spent} of {self.max_total_tokens} used)"
+                )
 
     def complete(self, request: LLMRequest, annotate: Annotate | None = None, use_cache: bool = True) -> LLMResponse:
-        """One call: budget check, cache lookup, backend call, record. Raises ``LLMError``."""
-        self.check_budget()
+        """One call: budget check, cache lookup, backend call, record. Raises ``LLMError``.
+
+        The budget is a hard cap: a call that could cross it (its estimated prompt tokens plus
+        ``max_tokens``) is not made and ``BudgetExceeded`` is raised instead; an answer the
+        response cache already holds costs nothing and is always served."""
+        if self.max_total_tokens is not None and not (use_cache and self.cache is not None and self.cache.get(request, self.llm.model_id)):
+            self.check_budget(request)
         return self._complete(request, annotate, use_cache)
 
     def complete_many(

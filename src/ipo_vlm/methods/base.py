@@ -36,6 +36,9 @@ class StepRecord:
     rejected: dict[str, int] = field(default_factory=dict)
     tokens_in: int = 0
     tokens_out: int = 0
+    #: the templates the step chose to score, in order: a resumed run re-scores any of them
+    #: that ``history.jsonl`` lost (a torn last line)
+    candidates: list[str] = field(default_factory=list)
 
 
 class RunRecord(Protocol):

@@ -16,6 +16,8 @@ SOURCE = "random"
 
 
 class RandomLoop(SearchLoop):
+    source = SOURCE
+
     def __init__(self, ctx: MethodContext, memory: Any) -> None:
         super().__init__(ctx.record, ctx.config, ctx.task.score, memory, ctx.progress, ctx.hook)
         from ipo_vlm.prompting.bank import TemplateBank
@@ -36,6 +38,7 @@ class RandomLoop(SearchLoop):
             else:
                 usable.append((template, SOURCE, None))
         record.valid = len(usable)
+        record.candidates = [t for t, _, _ in usable]
         self._score_and_record(step, usable)
         return record
 

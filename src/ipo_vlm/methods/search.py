@@ -61,6 +61,9 @@ class SearchLoop:
         self.seen: set[str] = set()
         self._pending: dict[str, ScoredTemplate] = {}
 
+    #: the ``source`` of the templates this loop's steps propose
+    source = "llm"
+
     def key(self, template: str) -> str:
         return normalize_key(template)
 
@@ -82,9 +85,25 @@ class SearchLoop:
                 self.seen.add(self.key(scored.template))
             elif scored.step == last + 1:
                 self._pending[scored.template] = scored
+        self._rescore_lost(last)
         if last >= 0 or self._pending:
             log.info("resuming after step %d (%d recorded candidates reused)", last, len(self._pending))
         return last + 1
+
+    def _rescore_lost(self, last: int) -> None:
+        """Candidates a finished step chose but ``history.jsonl`` lacks (its last line torn by a
+        kill, or cut by hand) are scored again and recorded, so none is lost from the run."""
+        recorded = {s.template for s in self.record.history()}
+        for rec in self.record.steps():
+            lost = [t for t in dict.fromkeys(rec.candidates) if t not in recorded] if rec.step <= last else []
+            if not lost:
+                continue
+            log.warning("step %d: %d scored candidate(s) missing from the history; scoring them again", rec.step, len(lost))
+            for scored in self.score(lost):
+                scored = scored.with_(step=rec.step, source="seed" if rec.step == 0 else self.source)
+                self.record.append_history(scored)
+                self.memory.add(scored)
+                self.seen.add(self.key(scored.template))
 
     # -- scoring and recording ---------------------------------------------------------------
 
@@ -116,7 +135,7 @@ class SearchLoop:
                 keys.add(self.key(template))
                 items.append((template, "seed", None))
         self._score_and_record(0, items)
-        return StepRecord(step=0, returned=len(items), valid=len(items))
+        return StepRecord(step=0, returned=len(items), valid=len(items), candidates=[t for t, _, _ in items])
 
     # -- the run -----------------------------------------------------------------------------
 

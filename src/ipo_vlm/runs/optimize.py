@@ -179,8 +179,14 @@ def _optimize_locked(
     say = stage or (lambda msg: log.info("%s", msg))
     hook = hook or (lambda event, step: None)
     rundir.prepare(config.to_dict(), resume, PROMPT_VERSION)
+    finished = rundir.read_result() if resume else None
+    if finished and finished.get("complete") and not rundir.changes:
+        say(f"{rundir.path} is complete; nothing to do (extend it with --resume --steps N)")
+        return RunResult.from_dict(finished)  # a resume never rewrites what the run recorded
     hook("config", -1)
     split = load_or_make_split(rundir, backends.dataset, config)
+    # every image the run will need opens, before any LLM token is spent on it
+    backends.dataset.verify_samples([*split.train, *split.val, *split.test_base, *split.test_novel])
     say(f"encoding {len(split.train)} training images of {len(split.base_classnames)} base classes")
     task = Task(backends.dataset, split, backends.vlm, with_val=config.optimize.select_on in NEEDS_VAL)
     descriptions, maskings = [], 0

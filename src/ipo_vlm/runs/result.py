@@ -55,6 +55,7 @@ class RunResult:
     vlm: str
     llm: str
     method: str = "ipo"
+    empty_steps: int = 0
     #: the selected template is one of the seeds ("a photo of a {}." or the dataset's own): the
     #: search found nothing better by the selection rule
     baseline_kept: bool = False
@@ -103,6 +104,8 @@ def candidate_stats(steps: Sequence[StepRecord]) -> dict[str, Any]:
         "candidates_valid": valid,
         "valid_rate": valid / returned if returned else None,
         "rejections": dict(sorted(rejected.items())),
+        # steps where the LLM answered but gave no usable new template
+        "empty_steps": sum(1 for s in llm_steps if s.llm_calls and s.valid == 0),
     }
 
 

@@ -83,6 +83,9 @@ class RunDir:
         self.llm_calls_path = self.path / "llm_calls.jsonl"
         self.descriptions_path = self.path / "descriptions.jsonl"
         self.result_path = self.path / "result.json"
+        self.resumes_path = self.path / "resumes.jsonl"
+        #: the settings the last ``prepare(resume=True)`` changed: {dotted name: [old, new]}
+        self.changes: dict[str, list[Any]] = {}
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"
@@ -92,29 +95,50 @@ class RunDir:
     def prepare(self, config: dict[str, Any], resume: bool, prompt_version: str) -> dict[str, Any] | None:
         """Check the directory against ``resume`` and write or update ``config.json``.
 
-        Returns the original run's config section when resuming, else ``None``. A fresh run
-        refuses a directory that already holds a run (nothing computed is ever overwritten); a
-        resumed one refuses a different config, except for :data:`RESUMABLE_CHANGES`."""
+        Returns the run's config section (as extended so far) when resuming, else ``None``. A
+        fresh run refuses a directory that already holds a run — unless that run stopped before
+        its first step, when nothing was computed that a fresh start would lose. A resumed one
+        refuses a different config, except for :data:`RESUMABLE_CHANGES`; those are appended to
+        ``resumes.jsonl`` (``config.json`` stays as the run first recorded it)."""
         if self.path.exists() and not self.path.is_dir():
             raise ConfigError(f"--out {self.path} exists and is not a directory")
+        self.changes = {}
         if not resume:
             if self.config_path.exists():
-                raise ConfigError(f"{self.path} already holds a run; pass --resume to continue it or choose another --out")
+                if self.last_step_done() >= 0 or self.result_path.exists():
+                    raise ConfigError(f"{self.path} already holds a run; pass --resume to continue it or choose another --out")
+                log.info("%s holds a run that stopped before its first step; starting it again", self.path)
+                self._clear()
             self.path.mkdir(parents=True, exist_ok=True)
             self._write_config(config, prompt_version, created=_now())
             return None
         old = self.read_config()
         old_config = old["config"]
-        diffs = [d for d in config_differences(_with_defaults(old_config), _with_defaults(config)) if d not in RESUMABLE_CHANGES]
+        before, after = _flatten(_with_defaults(old_config)), _flatten(_with_defaults(config))
+        names = config_differences(_with_defaults(old_config), _with_defaults(config))
+        diffs = [d for d in names if d not in RESUMABLE_CHANGES]
         if old.get("prompt_version") != prompt_version:
             diffs.append("prompt_version")
         if diffs:
             raise ConfigError(f"cannot resume {self.path}: settings differ from the run's config.json: {', '.join(diffs)}")
-        if config != old_config:
-            self._write_config(config, prompt_version, created=old.get("created", _now()))
-        for p in (self.history_path, self.steps_path, self.llm_calls_path, self.descriptions_path):
+        done = self.last_step_done()
+        if "optimize.steps" in names and after["optimize.steps"] < done:
+            raise ConfigError(f"{self.path} has done {done} steps; --steps {after['optimize.steps']} cannot undo them")
+        for p in (self.history_path, self.steps_path, self.llm_calls_path, self.descriptions_path, self.resumes_path):
             repair_jsonl(p)  # a kill mid-append leaves a torn line; later appends need a fresh one
+        if names:
+            self.changes = {n: [before.get(n), after.get(n)] for n in names}
+            append_jsonl(self.resumes_path, {"time": _now(), "changes": self.changes})
         return old_config
+
+    def _clear(self) -> None:
+        """Remove the files of a run that never finished a step (``config.json`` last)."""
+        import shutil
+
+        for p in (self.split_path, self.history_path, self.steps_path, self.llm_calls_path, self.descriptions_path,
+                  self.resumes_path, self.config_path):
+            p.unlink(missing_ok=True)
+        shutil.rmtree(self.path / "control", ignore_errors=True)
 
     def _write_config(self, config: dict[str, Any], prompt_version: str, created: str) -> None:
         atomic_write_json(
@@ -134,6 +158,10 @@ class RunDir:
             raise ConfigError(f"cannot read {self.config_path}: {e}") from None
         if not isinstance(raw, dict) or not isinstance(raw.get("config"), dict):
             raise ConfigError(f"{self.config_path} is not an ipo run config")
+        # the settings in force: as first recorded, then each resume's recorded changes
+        for line in read_jsonl(self.resumes_path):
+            for name, (_, new) in line.get("changes", {}).items():
+                _set_dotted(raw["config"], name, new)
         return raw
 
     # -- records -----------------------------------------------------------------------------
@@ -181,6 +209,13 @@ class RunDir:
             return json.loads(self.result_path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as e:
             raise ConfigError(f"cannot read {self.result_path}: {e}") from None
+
+
+def _set_dotted(d: dict[str, Any], name: str, value: Any) -> None:
+    *sections, key = name.split(".")
+    for s in sections:
+        d = d.setdefault(s, {})
+    d[key] = value
 
 
 def _with_defaults(recorded: dict[str, Any]) -> dict[str, Any]:

@@ -111,6 +111,10 @@ class OptimizationLoop(SearchLoop):
             if len(chosen) >= enough_candidates(wanted):
                 break
             log.debug("step %d: %d of %d candidates after call %d", step, len(chosen), wanted, sample_index + 1)
+        if not chosen:
+            log.warning("step %d: the LLM gave no usable template in %d call(s) (%s)", step, record.llm_calls,
+                        ", ".join(f"{r}: {n}" for r, n in sorted(record.rejected.items())) or "nothing parsed")
+        record.candidates = [t for t, _, _ in chosen]
         self._report(step, f"scoring {len(chosen)} candidate(s)")
         self._score_and_record(step, chosen)
         return record
