@@ -232,13 +232,18 @@ class DemoFashionVLM:
         return self.encode_pixels(pixels)
 
 
-def load_demo(name: str = "fashion", weights: str | Path | None = None, **options: Any) -> DemoFashionVLM:
-    """Factory behind the spec ``demo:fashion``. ``weights`` may point at another trained tower
-    (its checksum file must sit beside it as ``<stem>.sha256``)."""
-    if name not in ("fashion", ""):
-        raise ConfigError(f"unknown demo VLM {name!r}; known: fashion")
+def load_demo(name: str = "fashion", weights: str | Path | None = None, **options: Any) -> "DemoFashionVLM":
+    """Factory behind the specs ``demo:fashion`` and ``demo:fashion-shifted`` (the shifted
+    condition's model, ``ipo_vlm.vlm.demo_shifted``). ``weights`` may point at another trained
+    file (its checksum file must sit beside it as ``<stem>.sha256``)."""
+    if name not in ("fashion", "", "fashion-shifted"):
+        raise ConfigError(f"unknown demo VLM {name!r}; known: fashion, fashion-shifted")
     if options:
         raise ConfigError(f"demo VLM takes no options {sorted(options)}")
+    if name == "fashion-shifted":
+        from ipo_vlm.vlm.demo_shifted import load_shifted
+
+        return load_shifted(weights)  # type: ignore[return-value]
     path = Path(weights) if weights else assets_dir() / WEIGHTS_NAME
     checksum = path.with_suffix(".sha256")
     log.info("loading demo VLM image tower from %s", path)
