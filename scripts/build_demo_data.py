@@ -1,11 +1,14 @@
-"""Rebuild the bundled demo dataset (a small, fixed subset of Fashion-MNIST).
+"""Rebuild a bundled demo dataset (a small, fixed subset of Fashion-MNIST).
 
 Reads Debian's ``dataset-fashion-mnist`` (MIT) from /usr/share/datasets/fashion-mnist and writes
 ``src/ipo_vlm/assets/demo_data/fashion_mnist_demo.npz`` plus a JSON record with its sha256.
 Which images are kept depends only on their index (ranked by sha256), so the output is
 byte-identical on every machine: the zip members carry a fixed timestamp.
 
-Usage: python scripts/build_demo_data.py [--source DIR] [--out DIR]
+``--rendering sketch`` writes the shifted condition's ``fashion_mnist_sketch.npz`` instead: the
+same items, drawn by ``ipo_vlm.data.renderings.sketch``.
+
+Usage: python scripts/build_demo_data.py [--rendering photo|sketch] [--source DIR] [--out DIR]
 """
 
 from __future__ import annotations
@@ -20,11 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ipo_vlm.data.demo import FASHION_MNIST_DIR, read_fashion_mnist
+from ipo_vlm.data.demo import FASHION_MNIST_DIR, PLAIN, SKETCH, read_fashion_mnist
+from ipo_vlm.data.renderings import render
 from ipo_vlm.io.hashing import sha256_file
 
 OUT = Path(__file__).resolve().parents[1] / "src" / "ipo_vlm" / "assets" / "demo_data"
-NPZ_NAME = "fashion_mnist_demo.npz"
+#: rendering -> the demo dataset it makes
+VARIANTS = {"photo": PLAIN, "sketch": SKETCH}
 # Images per class in each pool. train/val come from the 60k training set (disjoint),
 # test from the 10k test set.
 PER_CLASS = {"train": 200, "val": 20, "test": 200}
@@ -67,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--source", type=Path, default=FASHION_MNIST_DIR)
     ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--rendering", choices=sorted(VARIANTS), default="photo")
     args = ap.parse_args(argv)
     files = {
         "train_images": "train-images-idx3-ubyte.gz",
@@ -85,13 +91,14 @@ def main(argv: list[str] | None = None) -> int:
     arrays: dict[str, np.ndarray] = {}
     for part, idx, kind in (("train", from_train["train"], "train"), ("val", from_train["val"], "train"),
                             ("test", from_test["test"], "test")):
-        arrays[f"{part}_images"] = src[f"{kind}_images"][idx]
+        arrays[f"{part}_images"] = render(args.rendering, src[f"{kind}_images"][idx])
         arrays[f"{part}_labels"] = src[f"{kind}_labels"][idx].astype(np.uint8)
     data = deterministic_npz(arrays)
+    variant = VARIANTS[args.rendering]
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / NPZ_NAME).write_bytes(data)
+    (args.out / variant.npz_name).write_bytes(data)
     record = {
-        "file": NPZ_NAME,
+        "file": variant.npz_name,
         "sha256": hashlib.sha256(data).hexdigest(),
         "bytes": len(data),
         "source": "Fashion-MNIST (Zalando Research, MIT licence), from Debian's dataset-fashion-mnist",
@@ -99,8 +106,10 @@ def main(argv: list[str] | None = None) -> int:
         "per_class": PER_CLASS,
         "salt": SALT,
     }
-    (args.out / "fashion_mnist_demo.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {args.out / NPZ_NAME} ({len(data)} bytes, sha256 {record['sha256'][:12]}...)")
+    if args.rendering != "photo":
+        record["rendering"] = f"{args.rendering} (ipo_vlm.data.renderings)"
+    (args.out / variant.record_name).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {args.out / variant.npz_name} ({len(data)} bytes, sha256 {record['sha256'][:12]}...)")
     return 0
 
 

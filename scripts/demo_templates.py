@@ -3,9 +3,16 @@
 and their harmonic mean H, on a Fashion-MNIST test split.
 
     .venv/bin/python scripts/demo_templates.py [--source demo|debian] [--weights FILE] [--attributes]
+    .venv/bin/python scripts/demo_templates.py --condition shifted [--source demo|debian] [--weights FILE] [--attributes]
 
 ``--source demo`` (default) uses the test images bundled with the package (200 per class);
 ``debian`` the full 10,000-image test split from Debian's ``dataset-fashion-mnist``.
+
+``--condition shifted`` measures ``demo:fashion-shifted`` on sketches (``demo-sketch``) over the
+same 30 templates plus the sketch templates and the wrong-medium ones of ``ipo_vlm.data.demo``,
+and prints the headroom (best template's H minus "a photo of a {}."'s), the wrong-medium
+penalty and the spread; ``--attributes`` then checks that the medium phrases of the model's
+vocabulary name the rendering of test images in every medium.
 """
 
 from __future__ import annotations
@@ -16,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from ipo_vlm.data.demo import CLASSNAMES, read_fashion_mnist
-from ipo_vlm.vlm.demo import assets_dir, load_demo
-
+from ipo_vlm.vlm.demo import assets_dir
+from ipo_vlm.vlm.demo_models import load_demo
 
 
 def read_templates(path: Path | None = None) -> list[str]:
@@ -75,24 +82,115 @@ def attribute_recovery(vlm, features: np.ndarray, pixels: np.ndarray) -> dict[st
     return result
 
 
+def shifted_test(source: str) -> tuple[np.ndarray, np.ndarray]:
+    """Sketches of the test split: the bundled ``demo-sketch`` images or all of Debian's."""
+    if source == "debian":
+        from ipo_vlm.data.renderings import render
+
+        images, labels = read_fashion_mnist("test")
+        return render("sketch", images).astype(np.float32) / 255.0, labels.astype(np.int64)
+    from ipo_vlm.data.demo import SKETCH, DemoDataset
+
+    ds = DemoDataset(variant=SKETCH)
+    samples = ds.split("test")
+    pixels = np.stack([ds.array(s) for s in samples]).astype(np.float32) / 255.0
+    return pixels, np.array([s.label for s in samples], dtype=np.int64)
+
+
+def shifted_summary(rows: list[tuple[str, float, float, float]], generic: list[str]) -> dict[str, object]:
+    """Headroom, wrong-medium penalty and spread (H, fractions) of a shifted template table."""
+    from ipo_vlm.data.demo import SKETCH_DOMAIN_TEMPLATES, SKETCH_WRONG_DOMAIN_TEMPLATES
+
+    h = {r[0]: r[3] for r in rows}
+    baseline = h["a photo of a {}."]
+    domain = SKETCH_DOMAIN_TEMPLATES[0]
+    pool = list(dict.fromkeys([*generic, domain]))
+    best = max(pool, key=lambda t: h[t])
+    return {
+        "baseline_h": baseline,
+        "best": best,
+        "headroom": h[best] - baseline,
+        "domain_gain": h[domain] - baseline,
+        "wrong_penalty": {t: baseline - h[t] for t in SKETCH_WRONG_DOMAIN_TEMPLATES},
+        "generic_spread": max(h[t] for t in generic) - min(h[t] for t in generic),
+        "baseline_rank": 1 + sum(h[t] > baseline for t in pool),
+        "pool_size": len(pool),
+    }
+
+
+def medium_recovery(vlm, source: str) -> dict[str, float]:
+    """Per rendering: how often the model's own medium phrases name the rendering of a test image."""
+    import json
+
+    from ipo_vlm.data.renderings import RENDERINGS, render
+
+    if source == "debian":
+        images = read_fashion_mnist("test")[0]
+    else:
+        from ipo_vlm.data.demo import DemoDataset
+
+        ds = DemoDataset()
+        images = np.stack([ds.array(s) for s in ds.split("test")])
+    vocab = json.loads(Path(vlm.attribute_vocabulary).read_text(encoding="utf-8"))
+    phrases = vocab["groups"]["medium"]
+    texts = vlm.encode_texts([vocab["prompt"].replace("{}", p) for p in phrases])
+    result = {}
+    for k, name in enumerate(RENDERINGS):
+        feats = vlm.encode_pixels(render(name, images).astype(np.float32) / 255.0)
+        result[name] = float(((feats @ texts.T).argmax(1) == k).mean())
+    return result
+
+
+def print_table(rows: list[tuple[str, float, float, float]], source: str, n_images: int, sort_by: int = 1) -> None:
+    width = max(len(r[0]) for r in rows)
+    print(f"{'template':<{width}}  base%  novel%   H%   ({source} test, {n_images} images)")
+    for template, base, novel, hm in sorted(rows, key=lambda r: -r[sort_by]):
+        print(f"{template:<{width}}  {100 * base:5.1f}  {100 * novel:5.1f}  {100 * hm:5.1f}")
+
+
+def main_shifted(args: argparse.Namespace) -> None:
+    from ipo_vlm.data.demo import SKETCH_DOMAIN_TEMPLATES, SKETCH_WRONG_DOMAIN_TEMPLATES
+
+    vlm = load_demo("fashion-shifted", weights=args.weights)
+    pixels, labels = shifted_test(args.source)
+    features = vlm.encode_pixels(pixels)
+    generic = read_templates(args.templates)
+    templates = list(dict.fromkeys([*generic, *SKETCH_DOMAIN_TEMPLATES, *SKETCH_WRONG_DOMAIN_TEMPLATES]))
+    rows = template_table(vlm, features, labels, templates)
+    print(f"{vlm.model_id} on sketches")
+    print_table(rows, args.source, len(labels), sort_by=3)
+    s = shifted_summary(rows, generic)
+    print(f"'a photo of a {{}}.': H {100 * s['baseline_h']:.1f}, rank {s['baseline_rank']} of {s['pool_size']} "
+          f"(the {len(generic)} generic templates + {SKETCH_DOMAIN_TEMPLATES[0]!r})")
+    print(f"headroom: best {s['best']!r} {100 * s['headroom']:+.1f} H points over 'a photo of a {{}}.'")
+    print(f"domain template {SKETCH_DOMAIN_TEMPLATES[0]!r}: {100 * s['domain_gain']:+.1f} H points")
+    for template, penalty in s["wrong_penalty"].items():
+        print(f"wrong medium {template!r}: {100 * -penalty:+.1f} H points")
+    print(f"H spread over the {len(generic)} generic templates (best - worst): {100 * s['generic_spread']:.1f} points")
+    if args.attributes:
+        for name, acc in medium_recovery(vlm, args.source).items():
+            print(f"medium {name}: the right phrase ranked first for {100 * acc:.1f} % of the images")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--condition", choices=("plain", "shifted"), default="plain")
     parser.add_argument("--source", choices=("demo", "debian"), default="demo")
-    parser.add_argument("--weights", type=Path, default=None, help="another trained image tower")
+    parser.add_argument("--weights", type=Path, default=None, help="another trained image tower (or towers)")
     parser.add_argument("--templates", type=Path, default=None)
     parser.add_argument("--attributes", action="store_true", help="also check the attribute phrases (needs Debian's train split)")
     args = parser.parse_args()
     import torch
 
     torch.set_num_threads(2)
+    if args.condition == "shifted":
+        main_shifted(args)
+        return
     vlm = load_demo("fashion", weights=args.weights)
     pixels, labels = bundled_test() if args.source == "demo" else debian_test()
     features = vlm.encode_pixels(pixels)
     rows = template_table(vlm, features, labels, read_templates(args.templates))
-    width = max(len(r[0]) for r in rows)
-    print(f"{'template':<{width}}  base%  novel%   H%   ({args.source} test, {len(labels)} images)")
-    for template, base, novel, hm in sorted(rows, key=lambda r: -r[1]):
-        print(f"{template:<{width}}  {100 * base:5.1f}  {100 * novel:5.1f}  {100 * hm:5.1f}")
+    print_table(rows, args.source, len(labels))
     bases = [r[1] for r in rows]
     baseline = next((r for r in rows if r[0] == "a photo of a {}."), None)
     print(f"base spread (best - worst): {100 * (max(bases) - min(bases)):.1f} points")

@@ -39,9 +39,9 @@ from ipo_vlm.vlm.demo import (
     WEIGHTS_NAME,
     assets_dir,
     build_image_tower,
-    load_demo,
 )
 from ipo_vlm.io.hashing import sha256_file
+from ipo_vlm.vlm.demo_models import load_demo
 
 log = logging.getLogger("train_demo_vlm")
 

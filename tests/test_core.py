@@ -87,7 +87,7 @@ def test_config_round_trip_and_validation(tmp_path):
         RunConfig.from_dict({"optimize": {"stepz": 1}})
     with pytest.raises(ConfigError, match="candidates"):
         RunConfig.from_dict({"optimize": {"candidates": 0}})
-    with pytest.raises(ConfigError, match="known: demo, paper"):
+    with pytest.raises(ConfigError, match="known: demo, demo-shifted, paper"):
         preset("fast")
     assert PRESETS["paper"].optimize.steps == 100 and PRESETS["paper"].optimize.memory_size == 20
 

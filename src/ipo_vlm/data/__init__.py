@@ -22,6 +22,8 @@ __all__ = [
 ]
 
 _DEMO_ALIASES = ("demo", "fashion", "fashion_mnist")
+#: the shifted demo condition: the same items drawn as sketches
+_SKETCH_ALIASES = ("demo-sketch", "demo-shifted", "fashion-sketch")
 
 
 def _norm(name: str) -> str:
@@ -31,6 +33,7 @@ def _norm(name: str) -> str:
 
 def _aliases() -> dict[str, str]:
     table = {_norm(a): "demo" for a in _DEMO_ALIASES}
+    table |= {_norm(a): "demo-sketch" for a in _SKETCH_ALIASES}
     table[_norm("folder")] = "folder"
     for spec in (*COOP_SPECS.values(), *IMAGENET_VARIANTS.values()):
         split_name = spec.split_file[len("split_zhou_"):-len(".json")] if spec.split_file else ""
@@ -43,7 +46,7 @@ def _aliases() -> dict[str, str]:
 
 def known_datasets() -> tuple[str, ...]:
     """Canonical dataset names ``load_dataset`` accepts (besides a folder path)."""
-    return ("demo", "folder", *sorted(COOP_SPECS), *sorted(IMAGENET_VARIANTS))
+    return ("demo", "demo-sketch", "folder", *sorted(COOP_SPECS), *sorted(IMAGENET_VARIANTS))
 
 
 def canonical_dataset_name(name: str) -> str | None:
@@ -54,7 +57,7 @@ def canonical_dataset_name(name: str) -> str | None:
 
 def load_dataset(name: str, data_root: str | Path | None = None, *, template: str | None = None,
                  domain: str | None = None, classnames_file: str | Path | None = None) -> Dataset:
-    """A dataset by name: ``demo``; one of CoOp's 11 under ``data_root``; ``folder`` (class
+    """A dataset by name: ``demo`` or ``demo-sketch`` (bundled); one of CoOp's 11 under ``data_root``; ``folder`` (class
     folders at ``data_root``) or a folder path given as the name.
 
     ``template`` and ``domain`` override the dataset's defaults; ``classnames_file`` maps
@@ -72,6 +75,10 @@ def load_dataset(name: str, data_root: str | Path | None = None, *, template: st
         from ipo_vlm.data.demo import DemoDataset
 
         return DemoDataset(template=template, domain=domain)
+    if canonical == "demo-sketch":
+        from ipo_vlm.data.demo import SKETCH, DemoDataset
+
+        return DemoDataset(template=template, domain=domain, variant=SKETCH)
     if canonical is None and _looks_like_path(name):
         canonical, data_root = "folder", name
     if canonical is None:

@@ -1,8 +1,12 @@
-"""The bundled demo dataset: a fixed subset of Fashion-MNIST (10 classes, MIT licence).
+"""The bundled demo datasets: a fixed subset of Fashion-MNIST (10 classes, MIT licence).
 
 The package carries ``assets/demo_data/fashion_mnist_demo.npz`` (built by
 ``scripts/build_demo_data.py``): per class 200 train, 20 val and 200 test images, uint8 28x28.
-Sample refs are ``"<pool>/<index>"`` into those arrays."""
+Sample refs are ``"<pool>/<index>"`` into those arrays.
+
+``demo-sketch`` (the shifted condition) holds the same items drawn as sketches
+(``ipo_vlm.data.renderings.sketch``) in ``fashion_mnist_sketch.npz``
+(``scripts/build_demo_data.py --rendering sketch``)."""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import io
 import json
 import threading
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +39,30 @@ DOMAIN = "clothing item"
 #: the bundled assets (the demo data and the demo VLM) and by their full-test-split checks
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 
+
+
+@dataclass(frozen=True)
+class DemoVariant:
+    """One bundled demo dataset: its name, packed arrays and the defaults its ``DatasetInfo`` gets."""
+
+    name: str
+    npz_name: str
+    record_name: str
+    template: str
+    domain: str
+
+
+PLAIN = DemoVariant("demo", NPZ_NAME, "fashion_mnist_demo.json", TEMPLATE, DOMAIN)
+#: The shifted condition. As CoOp does for ImageNet-Sketch, the hand-crafted template is the photo
+#: template and the domain word does not name the medium: a run learns that the images are
+#: sketches only from the images themselves (their descriptions, its scores).
+SKETCH = DemoVariant("demo-sketch", "fashion_mnist_sketch.npz", "fashion_mnist_sketch.json", TEMPLATE, DOMAIN)
+VARIANTS = {v.name: v for v in (PLAIN, SKETCH)}
+#: templates that name the sketches' medium (the first is the obvious one) and templates that
+#: name a wrong one; ``scripts/demo_templates.py --condition shifted`` measures both
+SKETCH_DOMAIN_TEMPLATES = ("a sketch of a {}.", "a pencil drawing of a {}.", "a hand-drawn sketch of a {}.")
+SKETCH_WRONG_DOMAIN_TEMPLATES = ("a negative photo of a {}.", "a pixelated photo of a {}.")
+
 _lock = threading.Lock()
 _cache: dict[Path, dict[str, Any]] = {}
 
@@ -56,37 +85,39 @@ def read_fashion_mnist(split: str, source: Path = FASHION_MNIST_DIR) -> tuple["n
     return read_idx(source / f"{prefix}-images-idx3-ubyte.gz"), read_idx(source / f"{prefix}-labels-idx1-ubyte.gz")
 
 
-def _load_arrays(asset_dir: Path) -> dict[str, "np.ndarray"]:
+def _load_arrays(asset_dir: Path, variant: DemoVariant = PLAIN) -> dict[str, "np.ndarray"]:
     """Read (once per process) and verify the packed arrays against their recorded sha256."""
     import numpy as np
 
     with _lock:
-        if asset_dir in _cache:
-            return _cache[asset_dir]
-        path = asset_dir / NPZ_NAME
+        path = asset_dir / variant.npz_name
+        if path in _cache:
+            return _cache[path]
         try:
             data = path.read_bytes()
-            expected = json.loads((asset_dir / "fashion_mnist_demo.json").read_text(encoding="utf-8"))["sha256"]
+            expected = json.loads((asset_dir / variant.record_name).read_text(encoding="utf-8"))["sha256"]
         except (OSError, ValueError, KeyError) as e:
             raise DataError(f"demo data missing or unreadable in {asset_dir}: {e}") from None
         if hashlib.sha256(data).hexdigest() != expected:
             raise DataError(f"demo data {path} does not match its recorded sha256; reinstall the package")
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
-        _cache[asset_dir] = arrays
+        _cache[path] = arrays
         return arrays
 
 
 class DemoDataset(Dataset):
-    """Fashion-MNIST subset packed in the package; ``data_root`` is not needed."""
+    """Fashion-MNIST subset packed in the package; ``data_root`` is not needed. ``variant``
+    picks the plain demo (``PLAIN``) or the shifted one (``SKETCH``)."""
 
     def __init__(self, asset_dir: Path = ASSET_DIR, template: str | None = None,
-                 domain: str | None = None) -> None:
+                 domain: str | None = None, variant: DemoVariant = PLAIN) -> None:
         self.asset_dir = Path(asset_dir)
-        self.info = DatasetInfo("demo", CLASSNAMES, template or TEMPLATE, domain or DOMAIN)
+        self.variant = variant
+        self.info = DatasetInfo(variant.name, CLASSNAMES, template or variant.template, domain or variant.domain)
 
     def _arrays(self) -> dict[str, "np.ndarray"]:
-        return _load_arrays(self.asset_dir)
+        return _load_arrays(self.asset_dir, self.variant)
 
     def split(self, name: str) -> list[Sample]:
         if name not in SPLITS:

@@ -10,7 +10,7 @@ from ipo_vlm.vlm.base import VisionLanguageModel
 VLMS: Registry[VisionLanguageModel] = Registry("vlm", noun="VLM")
 VLMS.register("hf", "ipo_vlm.vlm.hf:load_hf", "transformers CLIP/SigLIP from a local dir or the HF cache")
 VLMS.register("open_clip", "ipo_vlm.vlm.openclip:load_open_clip", "open_clip <arch>@<pretrained-or-path> (extra: openclip)")
-VLMS.register("demo", "ipo_vlm.vlm.demo:load_demo", "offline stand-in VLM for the Fashion-MNIST demo (not CLIP)")
+VLMS.register("demo", "ipo_vlm.vlm.demo_models:load_demo", "offline stand-in VLMs for the Fashion-MNIST demo: fashion, fashion-shifted (not CLIP)")
 
 
 def create_vlm(spec: str, **options: Any) -> VisionLanguageModel:

@@ -23,8 +23,6 @@ from typing import TYPE_CHECKING, Any
 
 from ipo_vlm.errors import BackendError, ConfigError
 from ipo_vlm.io.hashing import sha256_file
-from ipo_vlm.registry import positive_int, takes_options
-from ipo_vlm.registry import text as text_option
 
 if TYPE_CHECKING:
     import numpy as np
@@ -166,7 +164,7 @@ class MiniLMTextTower:
 
 
 class DemoFashionVLM:
-    """The ``demo:fashion`` backend; see the module docstring. Build it with ``load_demo``."""
+    """The ``demo:fashion`` backend; see the module docstring. Build it with ``load_demo`` (``ipo_vlm.vlm.demo_models``)."""
 
     preprocess_id = PREPROCESS_ID
     max_text_tokens = TEXT_MAX_TOKENS
@@ -226,23 +224,13 @@ class DemoFashionVLM:
         return self.encode_pixels(pixels)
 
 
-@takes_options(weights=text_option, device=text_option, batch_size=positive_int)
-def load_demo(
-    name: str = "fashion", weights: str | Path | None = None, device: str = "cpu", batch_size: int | None = None, **options: Any
-) -> DemoFashionVLM:
-    """Factory behind the spec ``demo:fashion``. ``weights`` may point at another trained tower
-    (its checksum file must sit beside it as ``<stem>.sha256``). The model is small and runs on
-    the CPU only; ``batch_size`` is accepted for uniformity (it encodes everything at once)."""
-    if name not in ("fashion", ""):
-        raise ConfigError(f"unknown demo VLM {name!r}; known: fashion")
-    if options:
-        raise ConfigError(f"demo VLM takes no options {sorted(options)}")
-    if device != "cpu":
-        raise ConfigError(f"the demo VLM runs on the CPU only, not {device!r}")
+def load_fashion(weights: str | Path | None = None) -> "DemoFashionVLM":
+    """The ``demo:fashion`` model; ``weights`` may point at another trained tower (its checksum
+    file must sit beside it as ``<stem>.sha256``)."""
     path = Path(weights) if weights else assets_dir() / WEIGHTS_NAME
     checksum = path.with_suffix(".sha256")
     log.info("loading demo VLM image tower from %s", path)
     return DemoFashionVLM(path, checksum)
 
 
-__all__ = ["DemoFashionVLM", "MiniLMTextTower", "assets_dir", "build_image_tower", "load_demo", "text_model_dir"]
+__all__ = ["DemoFashionVLM", "MiniLMTextTower", "assets_dir", "build_image_tower", "load_fashion", "text_model_dir"]

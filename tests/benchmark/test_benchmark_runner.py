@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from bench_fixtures import grid_dict, make_world, outcomes, write_grid
+from helpers.bench import grid_dict, make_world, outcomes, write_grid
 
 from ipo_vlm.benchmark import make_executor, parse_grid, run_benchmark
 from ipo_vlm.cli.main import main
@@ -21,7 +21,7 @@ from ipo_vlm.errors import ConfigError
 
 CONTRACT = {"cell_id", "name", "dataset", "shots", "seed", "method", "rundir", "status", "error", "base_acc", "novel_acc", "hm",
             "llm_calls", "llm_tokens_in", "llm_tokens_out", "cost_usd", "seconds", "images_encoded", "prompts_encoded"}
-SRC = str(Path(__file__).resolve().parent.parent / "src")
+SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
 @pytest.fixture(scope="module")

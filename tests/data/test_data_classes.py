@@ -7,7 +7,7 @@ import json
 import logging
 
 import pytest
-from data_fixtures import make_class_folders
+from helpers.data_fixtures import make_class_folders
 
 from ipo_vlm.cli.main import main
 from ipo_vlm.data import load_dataset, make_split

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from bench_fixtures import grid_dict, make_world, outcomes
+from helpers.bench import grid_dict, make_world, outcomes
 
 from ipo_vlm.benchmark import make_executor, parse_grid, run_benchmark
 

@@ -110,16 +110,21 @@ def test_annotate_dict_is_merged_into_the_record(tmp_path: Path) -> None:
     assert (rec["valid"], rec["returned"], rec["rejected"]) == (4, 5, {"no placeholder": 1})
 
 
-def test_budget_counts_misses_only_and_stops_cleanly(tmp_path: Path) -> None:
-    session = LLMSession(CountingLLM(), cache=ResponseCache(tmp_path / "c.sqlite"), max_total_tokens=40, start_tokens=(10, 5))
+def test_budget_is_a_hard_cap_that_counts_misses_only(tmp_path: Path) -> None:
+    llm = CountingLLM()
+    session = LLMSession(llm, cache=ResponseCache(tmp_path / "c.sqlite"), max_total_tokens=40, start_tokens=(10, 5))
     assert session.remaining_tokens() == 25
-    session.complete(req("a"))
-    session.complete(req("a"))  # hit: free
-    assert session.remaining_tokens() == 10
-    session.complete(req("b"))
-    assert session.remaining_tokens() == 0
-    with pytest.raises(BudgetExceeded, match="40"):
-        session.complete(req("c"))
+    small = {"max_tokens": 8}  # ~10 prompt tokens + 8: fits in 25
+    session.complete(req("a", **small))
+    session.complete(req("a", **small))  # hit: free
+    assert session.remaining_tokens() == 10 and llm.calls == 1
+    # ~10 prompt tokens + 8 could cross the 10 left: the call is not made
+    with pytest.raises(BudgetExceeded, match="could use"):
+        session.complete(req("b", **small))
+    assert llm.calls == 1 and session.remaining_tokens() == 10
+    session.complete(req("a", **small))  # a cached answer is still served
+    with pytest.raises(BudgetExceeded):
+        session.complete(req("c"))  # max_tokens 512 alone is over the budget
     assert LLMSession(CountingLLM()).remaining_tokens() is None
 
 

@@ -15,6 +15,7 @@ from ipo_vlm.io.hashing import sha256_json
 from ipo_vlm.llm.cache import ResponseCache
 from ipo_vlm.llm.session import LLMSession
 from ipo_vlm.config import DataConfig, LLMConfig, OptimizeConfig, RunConfig
+from ipo_vlm.methods.base import StepRecord
 from ipo_vlm.methods.ipo.loop import OptimizationLoop
 from ipo_vlm.methods.ipo.memory import Memory
 from ipo_vlm.methods.ipo.proposer import MetaPromptProposer
@@ -241,10 +242,13 @@ def test_budget_stops_cleanly_and_a_raised_budget_finishes_the_run(tmp_path):
     per_call = json.loads((ref / "llm_calls.jsonl").read_text().splitlines()[0])
     run = tmp_path / "run"
     start(run, resume=False)
-    budget = 2 * (per_call["tokens_in"] + per_call["tokens_out"]) + 1
+    # room for about two calls at their worst (prompt + max_tokens 400): a hard cap
+    budget = 2 * (per_call["tokens_in"] + 400)
     result = make_loop(run, ScriptedLLM(pool_answers()), budget=budget, cache_dir=tmp_path / "c").run(SEEDS)
     assert result.stopped == "budget"
     assert 1 <= result.steps_done < 6
+    spent = sum(c["tokens_in"] + c["tokens_out"] for c in map(json.loads, (run / "llm_calls.jsonl").read_text().splitlines()))
+    assert spent <= budget
     done = RunDir(run).last_step_done()
     assert all(r["step"] <= done + 1 for r in RunDir(run).history_records())
     start(run, resume=True)
@@ -259,6 +263,7 @@ def test_resume_with_other_settings_is_refused_but_more_steps_are_fine(tmp_path)
         RunDir(tmp_path).prepare({"optimize": {"steps": 3, "candidates": 4}}, resume=True, prompt_version="t1")
     with pytest.raises(ConfigError, match="prompt_version"):
         RunDir(tmp_path).prepare({"optimize": {"steps": 3, "candidates": 5}}, resume=True, prompt_version="t2")
+    RunDir(tmp_path).append_step(StepRecord(step=0))
     with pytest.raises(ConfigError, match="already holds a run"):
         RunDir(tmp_path).prepare({"optimize": {"steps": 3, "candidates": 5}}, resume=False, prompt_version="t1")
     RunDir(tmp_path).prepare({"optimize": {"steps": 9, "candidates": 5}}, resume=True, prompt_version="t1")

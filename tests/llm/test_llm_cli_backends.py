@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from ipo_vlm.cli.main import main
-from llm_server import FakeOpenAIServer, Reply
+from helpers.llm_server import FakeOpenAIServer, Reply
 
 
 def test_lists_every_registered_scheme_with_its_help(capsys: pytest.CaptureFixture[str]) -> None:

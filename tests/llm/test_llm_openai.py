@@ -17,7 +17,7 @@ from ipo_vlm.llm.openai_backend import OpenAIChat, load_openai
 from ipo_vlm.llm.openai_settings import OpenAISettings
 from ipo_vlm.llm.retry import RetryPolicy
 from ipo_vlm.llm.session import LLMSession
-from llm_server import FakeOpenAIServer, Reply
+from helpers.llm_server import FakeOpenAIServer, Reply
 
 KEY = "sk-test-7f3a9c1e5b2d4a6f8e0c"
 FAST = RetryPolicy(max_retries=3, base_delay_s=0.01, max_delay_s=2.0, jitter=0.0)

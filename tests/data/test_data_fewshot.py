@@ -7,7 +7,7 @@ import json
 import logging
 
 import pytest
-from data_fixtures import make_split_json_dataset
+from helpers.data_fixtures import make_split_json_dataset
 
 from ipo_vlm.data import TaskSplit, load_dataset, load_split, make_split
 from ipo_vlm.errors import ConfigError, DataError

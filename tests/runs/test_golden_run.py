@@ -16,7 +16,7 @@ from ipo_vlm.runs.optimize import Backends, optimize
 from ipo_vlm.testing.fakes import FakeDataset, FakeVLM
 from ipo_vlm.testing.scripted import ScriptedLLM
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parent / "golden"
 WORDS = ["photo", "clothing", "garment", "studio", "plain", "worn", "folded", "bright", "dark", "item", "picture", "close-up"]
 ANSWERS = [
     "\n".join(f"{k + 1}. a {WORDS[(i + k) % 12]} {WORDS[(3 * i + 2 * k + 1) % 12]} of a <CLASS>." for k in range(4))

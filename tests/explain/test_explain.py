@@ -13,7 +13,7 @@ from ipo_vlm.errors import ConfigError
 from ipo_vlm.explain import ablations, explain_run, split_words
 from ipo_vlm.runs.rundir import RunDir
 from ipo_vlm.testing.runs import synthetic_run
-from report_helpers import fake_run
+from helpers.report import fake_run
 
 
 # -- which templates are scored ------------------------------------------------------------------

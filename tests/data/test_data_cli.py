@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from data_fixtures import make_split_json_dataset
+from helpers.data_fixtures import make_split_json_dataset
 
 from ipo_vlm.cli.main import main
 

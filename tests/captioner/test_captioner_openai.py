@@ -14,7 +14,7 @@ from ipo_vlm.captioner import create_captioner
 from ipo_vlm.captioner.descriptions import describe_samples
 from ipo_vlm.errors import BackendError, ConfigError
 from ipo_vlm.llm.retry import RetryPolicy
-from llm_server import FakeOpenAIServer, Reply
+from helpers.llm_server import FakeOpenAIServer, Reply
 from test_captioner_fakes import MemoryDataset
 
 FAST = RetryPolicy(max_retries=2, base_delay_s=0.01, max_delay_s=0.05, jitter=0.0)

@@ -21,6 +21,10 @@ def test_fresh_run_writes_config_with_versions_and_refuses_a_second_start(tmp_pa
     written = json.loads(rd.config_path.read_text())
     assert written["config"] == CFG and written["prompt_version"] == "v1"
     assert written["versions"]["python"] and written["versions"]["numpy"]
+    # nothing was computed yet: a second fresh start may begin again
+    assert RunDir(tmp_path / "run").prepare({**CFG, "data": {"dataset": "demo", "seed": 2}}, resume=False, prompt_version="v1") is None
+    assert json.loads(rd.config_path.read_text())["config"]["data"]["seed"] == 2
+    rd.append_step(StepRecord(step=0))
     with pytest.raises(ConfigError, match="--resume"):
         RunDir(tmp_path / "run").prepare(CFG, resume=False, prompt_version="v1")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from data_fixtures import make_class_folders, write_image
+from helpers.data_fixtures import make_class_folders, write_image
 
 from ipo_vlm.data import load_dataset, make_split
 from ipo_vlm.errors import ConfigError, DataError

@@ -16,7 +16,7 @@ from ipo_vlm.data import load_dataset, make_split
 from ipo_vlm.data.demo import ASSET_DIR, NPZ_NAME
 from ipo_vlm.errors import DataError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 
 

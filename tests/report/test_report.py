@@ -12,7 +12,7 @@ from ipo_vlm.errors import ConfigError
 from ipo_vlm.report import build_report
 from ipo_vlm.report.run import checkpoints, ranked
 from ipo_vlm.testing.runs import synthetic_bench, synthetic_run
-from report_helpers import XSS_CLASS, XSS_TEMPLATE, external_urls, fake_run, parse_dom
+from helpers.report import XSS_CLASS, XSS_TEMPLATE, external_urls, fake_run, parse_dom
 
 CLASSES = ("t-shirt", XSS_CLASS, "$x$ dress", "bag", "sandal", "shirt")
 

@@ -14,7 +14,8 @@ from PIL import Image
 
 from ipo_vlm.errors import BackendError, ConfigError
 from ipo_vlm.vlm import VisionLanguageModel, create_vlm
-from ipo_vlm.vlm.demo import CHECKSUM_NAME, WEIGHTS_NAME, assets_dir, load_demo
+from ipo_vlm.vlm.demo import CHECKSUM_NAME, WEIGHTS_NAME, assets_dir
+from ipo_vlm.vlm.demo_models import load_demo
 
 BASELINE = "a photo of a {}."
 

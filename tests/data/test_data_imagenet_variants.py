@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from data_fixtures import write_image
+from helpers.data_fixtures import write_image
 
 from ipo_vlm.data import canonical_dataset_name, known_datasets, load_dataset
 from ipo_vlm.errors import DataError

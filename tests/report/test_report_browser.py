@@ -7,7 +7,7 @@ import json
 
 from ipo_vlm.report import build_report
 from ipo_vlm.testing.runs import synthetic_bench, synthetic_run
-from report_helpers import XSS_CLASS, XSS_MARKER, XSS_TEMPLATE, external_urls, image_stats, render
+from helpers.report import XSS_CLASS, XSS_MARKER, XSS_TEMPLATE, external_urls, image_stats, render
 
 WIDTH, HEIGHT = 1280, 2000
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from data_fixtures import make_aircraft, make_imagenet, make_split_json_dataset
+from helpers.data_fixtures import make_aircraft, make_imagenet, make_split_json_dataset
 
 from ipo_vlm.data import base_novel_labels, load_dataset, make_split
 from ipo_vlm.data.coop import COOP_SPECS

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import yaml
-from data_fixtures import make_class_folders
+from helpers.data_fixtures import make_class_folders
 
 ADJ = ["bright", "dark", "small", "large", "close-up", "blurry", "clean", "cropped", "studio", "folded", "worn", "grayscale"]
 NOUNS = ["photo", "picture", "image", "snapshot", "render"]
