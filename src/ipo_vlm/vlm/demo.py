@@ -163,7 +163,36 @@ class MiniLMTextTower:
         return np.concatenate(out).astype(np.float32, copy=False)
 
 
-class DemoFashionVLM:
+class ImageTowerMixin:
+    """Image encoding shared by the demo models: 28x28 grayscale pixels through ``self._tower``
+    (a torch module on ``self._torch``), L2-normalised."""
+
+    _torch: Any
+    _tower: Any
+
+    def encode_pixels(self, pixels: "np.ndarray") -> "np.ndarray":
+        """(n, 28, 28) float32 in [0, 1] -> (n, 384) float32, L2-normalised."""
+        import numpy as np
+
+        torch = self._torch
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(pixels), _BATCH):
+                x = torch.from_numpy(np.ascontiguousarray(pixels[start : start + _BATCH])).unsqueeze(1)
+                out.append(torch.nn.functional.normalize(self._tower(x), dim=-1).numpy())
+        if not out:
+            return np.zeros((0, DEFAULT_ARCH["embed_dim"]), dtype=np.float32)
+        return np.concatenate(out).astype(np.float32, copy=False)
+
+    def encode_images(self, images: Sequence["Image.Image"]) -> "np.ndarray":
+        """(n, 384) float32, L2-normalised; images become 28x28 grayscale first."""
+        import numpy as np
+
+        pixels = np.stack([_to_gray28(im) for im in images]) if images else np.zeros((0, 28, 28), np.float32)
+        return self.encode_pixels(pixels)
+
+
+class DemoFashionVLM(ImageTowerMixin):
     """The ``demo:fashion`` backend; see the module docstring. Build it with ``load_demo`` (``ipo_vlm.vlm.demo_models``)."""
 
     preprocess_id = PREPROCESS_ID
@@ -201,27 +230,6 @@ class DemoFashionVLM:
     def encode_texts(self, texts: Sequence[str]) -> "np.ndarray":
         """(n, 384) float32, L2-normalised; a ``ConfigError`` if a text exceeds 256 tokens."""
         return self._text.encode(texts)
-
-    def encode_pixels(self, pixels: "np.ndarray") -> "np.ndarray":
-        """(n, 28, 28) float32 in [0, 1] -> (n, 384) float32, L2-normalised."""
-        import numpy as np
-
-        torch = self._torch
-        out = []
-        with torch.inference_mode():
-            for start in range(0, len(pixels), _BATCH):
-                x = torch.from_numpy(np.ascontiguousarray(pixels[start : start + _BATCH])).unsqueeze(1)
-                out.append(torch.nn.functional.normalize(self._tower(x), dim=-1).numpy())
-        if not out:
-            return np.zeros((0, DEFAULT_ARCH["embed_dim"]), dtype=np.float32)
-        return np.concatenate(out).astype(np.float32, copy=False)
-
-    def encode_images(self, images: Sequence["Image.Image"]) -> "np.ndarray":
-        """(n, 384) float32, L2-normalised; images become 28x28 grayscale first."""
-        import numpy as np
-
-        pixels = np.stack([_to_gray28(im) for im in images]) if images else np.zeros((0, 28, 28), np.float32)
-        return self.encode_pixels(pixels)
 
 
 def load_fashion(weights: str | Path | None = None) -> "DemoFashionVLM":

@@ -30,15 +30,14 @@ from ipo_vlm.vlm.demo import (
     DEFAULT_ARCH,
     PREPROCESS_ID,
     TEXT_MAX_TOKENS,
+    ImageTowerMixin,
     MiniLMTextTower,
-    _to_gray28,
     _verify_checksum,
     build_image_tower,
 )
 
 if TYPE_CHECKING:
     import numpy as np
-    from PIL import Image
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +82,7 @@ def split_state(state: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     return image, text
 
 
-class DemoShiftedVLM:
+class DemoShiftedVLM(ImageTowerMixin):
     """The ``demo:fashion-shifted`` backend; see the module docstring. Build it with
     ``load_demo("fashion-shifted")``."""
 
@@ -131,27 +130,6 @@ class DemoShiftedVLM:
     def encode_texts(self, texts: Sequence[str]) -> "np.ndarray":
         """(n, 384) float32, L2-normalised; a ``ConfigError`` if a text exceeds 256 tokens."""
         return self.encode_sentences(self._text.encode(texts))
-
-    def encode_pixels(self, pixels: "np.ndarray") -> "np.ndarray":
-        """(n, 28, 28) float32 in [0, 1] -> (n, 384) float32, L2-normalised."""
-        import numpy as np
-
-        torch = self._torch
-        out = []
-        with torch.inference_mode():
-            for start in range(0, len(pixels), _BATCH):
-                x = torch.from_numpy(np.ascontiguousarray(pixels[start : start + _BATCH])).unsqueeze(1)
-                out.append(torch.nn.functional.normalize(self._tower(x), dim=-1).numpy())
-        if not out:
-            return np.zeros((0, DEFAULT_ARCH["embed_dim"]), dtype=np.float32)
-        return np.concatenate(out).astype(np.float32, copy=False)
-
-    def encode_images(self, images: Sequence["Image.Image"]) -> "np.ndarray":
-        """(n, 384) float32, L2-normalised; images become 28x28 grayscale first."""
-        import numpy as np
-
-        pixels = np.stack([_to_gray28(im) for im in images]) if images else np.zeros((0, 28, 28), np.float32)
-        return self.encode_pixels(pixels)
 
 
 def load_shifted(weights: str | Path | None = None) -> DemoShiftedVLM:
