@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers.llm_server import FakeOpenAIServer
 from helpers.bench import grid_dict, make_world, outcomes, write_grid
 
 from ipo_vlm.benchmark import make_executor, parse_grid, run_benchmark
@@ -141,10 +142,21 @@ def test_failed_cells_are_recorded_and_the_others_go_on(world, tmp_path, capsys)
     assert [r["name"] for r in lines(tmp_path / "bench")].count("shapes-2shot-s1-ipo") == 1
 
 
-def test_dry_run_prints_cells_calls_tokens_and_cost_and_writes_nothing(world, tmp_path, capsys):
+def test_dry_run_checks_the_backends_then_prints_calls_tokens_and_cost_and_writes_nothing(world, tmp_path, capsys, monkeypatch):
     grid = grid_dict(world, llm="openai:gpt-4o-mini", optimize={"steps": 10, "candidates": 5, "select_on": "train"})
     path = write_grid(tmp_path / "grid.yaml", grid)
-    assert main(["benchmark", str(path), "--out", str(tmp_path / "bench"), "--dry-run"]) == 0
+    # the preflight: without an API key the LLM cells cannot run, and the dry run says so
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    assert main(["benchmark", str(path), "--out", str(tmp_path / "bench"), "--dry-run"]) == 2
+    out = capsys.readouterr().out
+    assert "cannot run shapes-2shot-s1-ipo" in out and "OPENAI_API_KEY" in out
+    assert "cannot run shapes-2shot-s1-handcrafted" not in out  # no LLM, nothing missing
+    with FakeOpenAIServer(models=("gpt-4o-mini",)) as server:
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+        monkeypatch.setenv("OPENAI_BASE_URL", server.url)
+        assert main(["benchmark", str(path), "--out", str(tmp_path / "bench"), "--dry-run"]) == 0
+        assert server.chat_requests() == []  # checked, never called
     out = capsys.readouterr().out
     assert "8 cells: 0 finished, 8 to run" in out and "openai:gpt-4o-mini" in out
     assert "ipo" in out and "40-120" in out  # 4 cells x 10 steps, up to 2 retries per step

@@ -169,6 +169,30 @@ def _transfer(grid: Grid, bench: Path, executor: Executor, records: dict[str, di
         write_tables(bench, grid, records, prices, transfer)
 
 
+def preflight_cell(cell: Any, checked: dict[str, str | None]) -> None:
+    """Resolve a cell's dataset and backends (once per distinct combination in ``checked``), so
+    a missing dataset, model or API key shows up in the dry run, before anything is spent."""
+    from ipo_vlm.benchmark.engine import create_backends
+    from ipo_vlm.errors import ConfigError
+    from ipo_vlm.io.hashing import sha256_json
+    from ipo_vlm.methods import create_method
+
+    config = cell.run_config()
+    uses_llm = create_method(config.method).uses_llm
+    key = sha256_json([config.data.dataset, config.data.data_root, config.vlm, config.vlm_options,
+                       config.llm.spec if uses_llm else None, config.captioner.spec if uses_llm else None])
+    if key not in checked:
+        try:
+            create_backends(config, uses_llm=uses_llm)
+            checked[key] = None
+        except Exception as e:  # reported per cell below
+            from ipo_vlm.benchmark.cells import one_line
+
+            checked[key] = one_line(e)
+    if checked[key]:
+        raise ConfigError(checked[key])
+
+
 def dry_run(grid: Grid, benchdir: str | Path, force: bool = False) -> dict[str, Any]:
     """Cells to run and their estimated LLM calls, tokens and cost, without running anything."""
     from ipo_vlm.benchmark.cells import one_line, plan_llm
@@ -177,11 +201,13 @@ def dry_run(grid: Grid, benchdir: str | Path, force: bool = False) -> dict[str, 
     plans = plan(grid, bench, force)
     prices = load_prices(grid.prices)
     rows = []
+    checked: dict[str, str | None] = {}  # backends key -> its preflight error
     for p in plans:
         if p.action not in ("new", "resume"):
             continue
         row: dict[str, Any] = {"name": p.cell.name, "method": p.cell.method, "action": p.action, "llm": p.cell.config["llm"]["spec"]}
         try:
+            preflight_cell(p.cell, checked)
             est = plan_llm(p.cell)
             if est is None:  # a method without LLM calls
                 row.update(calls_min=0, calls_max=0, tokens_in=0, tokens_out=0, cost_usd=0.0)

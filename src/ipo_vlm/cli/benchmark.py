@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--executor", choices=("local", "ray"), default="local", help="where cells run (default: local)")
     p.add_argument("--jobs", type=int, default=1, help="local processes in parallel (with ray: CPUs of a local instance)")
     p.add_argument("--ray-address", default=None, help="Ray cluster address (default: start a local instance)")
-    p.add_argument("--dry-run", action="store_true", help="print cells, LLM calls, tokens and estimated cost, then stop")
+    p.add_argument("--dry-run", action="store_true", help="check every cell's dataset and backends, then print cells, LLM calls, tokens and estimated cost (exit 2 if a cell cannot run)")
     p.add_argument("--force", action="store_true", help="run cells whose settings changed into new cell directories")
     p.set_defaults(func=run)
 
@@ -39,7 +39,7 @@ def _print_dry_run(plan: dict[str, Any]) -> None:
               f"{'?' if cost is None else f'{cost:.2f}':>11}  {llms}")
     for r in rows:
         if "error" in r:
-            print(f"cannot plan {r['name']}: {r['error']}")
+            print(f"cannot run {r['name']}: {r['error']}")
     cost_text = "unknown (a model has no price; add it under prices: in the grid)" if total_cost is None else f"~${total_cost:.2f}"
     print(f"estimated cost: {cost_text} (prices of {plan['prices_date']}; a method that runs no LLM costs nothing)")
 
@@ -64,8 +64,9 @@ def run(args: argparse.Namespace) -> int:
     grid = load_grid(args.grid)
     out = Path(args.out)
     if args.dry_run:
-        _print_dry_run(dry_run(grid, out, args.force))
-        return 0
+        plan = dry_run(grid, out, args.force)
+        _print_dry_run(plan)
+        return 2 if any("error" in r for r in plan["rows"]) else 0
     executor = make_executor(args.executor, args.jobs, args.ray_address)
     bar: Any = None
 
