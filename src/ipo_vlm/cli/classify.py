@@ -6,6 +6,7 @@ import argparse
 import csv
 import sys
 
+from ipo_vlm.cli.common import add_vlm_options, vlm_options
 from ipo_vlm.errors import ConfigError
 
 
@@ -21,6 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ensemble", type=int, default=None, metavar="K", help="use the top-K templates by the run's selection key")
     p.add_argument("--top", type=int, default=3, help="classes shown per image (default 3)")
     p.add_argument("--csv", default=None, help="also write image,rank,class,probability rows to this CSV file")
+    add_vlm_options(p)
     p.set_defaults(func=run)
 
 
@@ -36,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.csv is not None:
         _check_writable(args.csv)
-    result = classify_images(args.run, args.images, ensemble=args.ensemble, top=args.top, report=report)
+    result = classify_images(args.run, args.images, ensemble=args.ensemble, top=args.top, report=report,
+                             vlm_options=vlm_options(args))
     if len(result.templates) > 1:
         print(f"ensemble of {len(result.templates)} templates over {len(result.classnames)} classes", file=sys.stderr)
     if args.csv is not None:

@@ -15,6 +15,11 @@ def add_data_args(p: argparse.ArgumentParser, dataset_default: str | None = None
 
 def add_vlm_arg(p: argparse.ArgumentParser, default: str | None = None) -> None:
     p.add_argument("--vlm", default=default, help="VLM spec, e.g. hf:openai/clip-vit-base-patch16, hf:/path/to/clip, demo:fashion")
+    add_vlm_options(p)
+
+
+def add_vlm_options(p: argparse.ArgumentParser) -> None:
+    """``--device`` and ``--batch-size``: where and in what batches the VLM runs."""
     p.add_argument("--device", default=None, help="where the VLM runs (cpu, cuda, cuda:1, mps); default: the backend's choice")
     p.add_argument("--batch-size", type=int, default=None, help="images per VLM forward pass")
 

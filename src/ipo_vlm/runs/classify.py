@@ -93,6 +93,7 @@ def classify_images(
     vlm: "VisionLanguageModel | None" = None,
     batch_size: int = 32,
     report: Callable[[Prediction | Failure], Any] | None = None,
+    vlm_options: dict[str, Any] | None = None,
 ) -> Classification:
     """Classify image files (and the images under directories) with the run's VLM and best
     template, or its top-``ensemble`` templates by the run's selection key. ``report`` sees each
@@ -117,7 +118,7 @@ def classify_images(
     if vlm is None:
         from ipo_vlm.vlm import create_vlm
 
-        vlm = create_vlm(finished.vlm)
+        vlm = create_vlm(finished.vlm, **{**finished.config.get("vlm_options", {}), **(vlm_options or {})})
     weights = class_weights(vlm, templates, classnames)
     k = min(top, len(classnames))
     for start in range(0, len(files), batch_size):
