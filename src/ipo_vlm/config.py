@@ -277,6 +277,7 @@ def resolve_config(
     settings = base if base is not None else preset(preset_name or "paper").to_dict()
     if config_file:
         settings = merge_settings(settings, read_settings_file(config_file))
+        RunConfig.from_dict(settings)  # a mistake in the file is one even where a flag overrides it
     if overrides:
         settings = merge_settings(settings, overrides)
     return RunConfig.from_dict(settings)

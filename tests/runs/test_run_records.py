@@ -103,3 +103,10 @@ def test_a_corrupt_test_image_stops_the_run_before_the_llm_is_asked(tmp_path):
     assert bk.llm.requests == [] and not (tmp_path / "run" / "history.jsonl").exists()
     # nothing was computed: after the fix the same --out starts again
     assert optimize(config(), tmp_path / "run", backends=backends()).complete
+
+
+def test_a_mistake_in_a_settings_file_is_an_error_even_where_a_flag_overrides_it(tmp_path):
+    path = tmp_path / "settings.json"
+    path.write_text('{"optimize": {"steps": "many"}}')
+    with pytest.raises(ConfigError, match="optimize.steps must be an integer"):
+        resolve_config("demo", config_file=path, overrides={"optimize": {"steps": 1}})
