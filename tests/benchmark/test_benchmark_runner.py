@@ -25,6 +25,15 @@ CONTRACT = {"cell_id", "name", "dataset", "shots", "seed", "method", "rundir", "
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
+@pytest.fixture(scope="module", autouse=True)
+def own_cache(tmp_path_factory):
+    """This module's own caches: its counts of images encoded must not depend on which other
+    test encoded the same (content-addressed) images first."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("IPO_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     return make_world(tmp_path_factory.mktemp("world"))

@@ -29,9 +29,11 @@ def test_demo_runs_the_whole_pipeline_and_prints_the_table(tmp_path, capsys):
     assert main(["demo", "--llm", f"scripted:{script}", "--steps", "2", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     result = json.loads((out / "result.json").read_text())
-    assert result["steps_done"] == 2 and result["vlm"] == "demo:fashion"
+    # the shifted condition by default, with its random-search control and a top-5 ensemble
+    assert result["steps_done"] == 2 and result["vlm"] == "demo:fashion-shifted" and result["dataset"] == "demo-sketch"
     assert result["handcrafted"]["template"] != "" and result["baseline"]["template"] == "a photo of a {}."
-    assert "baseline" in printed and "optimized" in printed and str(out) in printed
+    assert result["control"]["method"] == "random" and [e["k"] for e in result["ensembles"]] == [5]
+    assert "baseline" in printed and "optimized" in printed and "random control" in printed and str(out) in printed
     assert f"report: {out / 'report.html'}" in printed and (out / "report.html").stat().st_size > 10_000
     descriptions = [json.loads(l) for l in (out / "descriptions.jsonl").read_text().splitlines()]
     assert len(descriptions) == 16 * 5 and len({d["ref"] for d in descriptions}) == 80
