@@ -58,9 +58,10 @@ def _apply(src: Path, pairs: list[tuple[str, str]]) -> Path | None:
     return None
 
 
-def _run_suite(pkg_parent: Path, timeout: int) -> tuple[int, list[str], float]:
+def _run_suite(pkg_parent: Path, timeout: int, tests: list[str]) -> tuple[int, list[str], float]:
     env = dict(os.environ, PYTHONPATH=str(pkg_parent))
-    cmd = [sys.executable, "-m", "pytest", "-q", "-m", "not slow", "-p", "no:cacheprovider", "--maxfail=4", "-rf", str(ROOT / "tests")]
+    paths = [str(ROOT / t) for t in tests] or [str(ROOT / "tests")]
+    cmd = [sys.executable, "-m", "pytest", "-q", "-m", "not slow", "-p", "no:cacheprovider", "--maxfail=4", "-rf", *paths]
     started = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     failed = re.findall(r"^FAILED (\S+)", proc.stdout, flags=re.M)
@@ -72,6 +73,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", default=None, help="run the mutations whose name contains this text")
     ap.add_argument("--timeout", type=int, default=900)
+    ap.add_argument("--tests", nargs="*", default=[], help="test paths to run (default: the whole fast suite)")
     args = ap.parse_args()
     rows = []
     for name, pairs in MUTATIONS:
@@ -84,7 +86,7 @@ def main() -> int:
             if where is None:
                 rows.append((name, "NOT APPLIED (text not found exactly once)", ""))
                 continue
-            rc, caught, seconds = _run_suite(copy, args.timeout)
+            rc, caught, seconds = _run_suite(copy, args.timeout, args.tests)
             rel = where.relative_to(copy)
             verdict = "caught" if rc != 0 else "SURVIVED"
             rows.append((name, f"{verdict} ({rel}, {seconds:.0f} s)", ", ".join(caught[:3])))
