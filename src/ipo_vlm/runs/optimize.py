@@ -150,7 +150,7 @@ def optimize(
     hook: Hook | None = None,
     backends: Backends | None = None,
 ) -> RunResult:
-    """Run (or resume) IPO with ``config`` into the run directory ``out``; returns the
+    """Run (or resume) ``config.method`` (IPO by default) into the run directory ``out``; returns the
     :class:`RunResult` also written to ``result.json``.
 
     ``progress`` receives a :class:`~ipo_vlm.methods.base.Progress` after each step, ``stage`` a
