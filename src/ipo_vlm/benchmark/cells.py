@@ -144,13 +144,19 @@ def cell_record(cell: Cell, rundir: str, outcome: CellOutcome, prices: Any) -> d
     }
 
 
-def read_records(benchdir: Path) -> dict[str, dict[str, Any]]:
-    """The last ``cells.jsonl`` line of each cell id (a torn last line is ignored)."""
+def latest_lines(path: Path, key: str) -> dict[str, dict[str, Any]]:
+    """The last line of each ``key`` value in an append-only ``.jsonl`` record (a torn last line
+    is ignored), so a record rewritten by a rerun counts once."""
     latest: dict[str, dict[str, Any]] = {}
-    for rec in read_jsonl(benchdir / CELLS_FILE):
-        if isinstance(rec, dict) and "cell_id" in rec:
-            latest[rec["cell_id"]] = rec
+    for rec in read_jsonl(path):
+        if isinstance(rec, dict) and key in rec:
+            latest[rec[key]] = rec
     return latest
+
+
+def read_records(benchdir: Path) -> dict[str, dict[str, Any]]:
+    """The last ``cells.jsonl`` line of each cell id."""
+    return latest_lines(benchdir / CELLS_FILE, "cell_id")
 
 
 def append_record(benchdir: Path, record: dict[str, Any]) -> None:

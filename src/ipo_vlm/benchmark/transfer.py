@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ipo_vlm.benchmark.engine import append_jsonl, read_jsonl, sha256_json
+from ipo_vlm.benchmark.cells import latest_lines
+from ipo_vlm.benchmark.engine import append_jsonl, sha256_json
 
 TRANSFER_FILE = "transfer.jsonl"
 
@@ -76,11 +77,8 @@ def run_transfer(task: TransferTask) -> dict[str, Any]:
 
 
 def read_transfer(benchdir: Path) -> dict[str, dict[str, Any]]:
-    latest: dict[str, dict[str, Any]] = {}
-    for rec in read_jsonl(benchdir / TRANSFER_FILE):
-        if isinstance(rec, dict) and "key" in rec:
-            latest[rec["key"]] = rec
-    return latest
+    """The last ``transfer.jsonl`` line of each evaluation key."""
+    return latest_lines(benchdir / TRANSFER_FILE, "key")
 
 
 def append_transfer(benchdir: Path, record: dict[str, Any]) -> None:
