@@ -15,12 +15,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "history",
         help="list a run's scored templates with train/val accuracy and loss, best first",
-        description="List the distinct templates a run scored, sorted: train (accuracy, ties by lower loss), "
-        "val (the same on the few-shot validation images) or loss (lowest training loss first).",
+        description="List the distinct templates a run scored, sorted as the run's selection ranks them: train "
+        "(accuracy, ties by lower loss), val (the same on the few-shot validation images), trainval (both "
+        "pooled by image count) or loss (lowest training loss first).",
     )
     p.add_argument("rundir", help="a run directory")
     p.add_argument("--top", type=int, default=20, help="show the N best (default 20; 0 for all)")
-    p.add_argument("--sort", choices=SORTS, default=None, help="ranking (default: the run's own selection, train or val)")
+    p.add_argument("--sort", choices=SORTS, default=None, help="ranking (default: the run's own selection rule)")
     p.add_argument("--json", action="store_true", help="print the records as JSON (fractions, not percentages)")
     p.set_defaults(func=run)
 
