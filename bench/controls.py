@@ -6,7 +6,7 @@ each selection rule (train, val, trainval) and for top-1/3/5 ensembles; per-spli
 differences IPO - random with mean +- sd.
 
     .venv/bin/python bench/controls.py --seeds 1-10 --out /tmp/controls            # the demo
-    .venv/bin/python bench/controls.py --preset demo --dataset demo-shifted --vlm demo:fashion-shifted ...
+    .venv/bin/python bench/controls.py --preset demo-shifted --set optimize.meta_prompt=edit ...
 
 Runs already in --out are reused (resumed if unfinished), so the table can be re-printed."""
 
@@ -30,6 +30,16 @@ def seeds_arg(text: str) -> list[int]:
     return [int(x) for x in text.split(",")]
 
 
+def setting_arg(text: str) -> tuple[str, str, object]:
+    import yaml
+
+    name, sep, value = text.partition("=")
+    section, dot, key = name.partition(".")
+    if not sep or not dot:
+        raise argparse.ArgumentTypeError(f"expected SECTION.KEY=VALUE, got {text!r}")
+    return section, key, yaml.safe_load(value)
+
+
 def run_one(args: argparse.Namespace, seed: int) -> Path:
     from ipo_vlm.runs.optimize import optimize, resolve_run_config
 
@@ -41,6 +51,8 @@ def run_one(args: argparse.Namespace, seed: int) -> Path:
             overrides.setdefault(section, {})[key] = value
     if args.vlm:
         overrides["vlm"] = args.vlm
+    for section, key, value in args.set:
+        overrides.setdefault(section, {})[key] = value
     resume = (out / "config.json").exists()
     if (out / "result.json").exists():
         return out
@@ -102,6 +114,8 @@ def main() -> int:
     ap.add_argument("--llm", default=None)
     ap.add_argument("--captioner", default=None)
     ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--set", type=setting_arg, action="append", default=[], metavar="SECTION.KEY=VALUE",
+                    help="any other setting, e.g. --set optimize.meta_prompt=edit (value read as YAML)")
     args = ap.parse_args()
     table = {seed: evaluate_rules(run_one(args, seed)) for seed in args.seeds}
     seeds = list(table)

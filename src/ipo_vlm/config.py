@@ -16,6 +16,8 @@ from ipo_vlm.scored import SELECTION_KEYS
 DEFAULT_VLM = "hf:openai/clip-vit-base-patch16"
 DEFAULT_METHOD = "ipo"
 CONTROLS = ("none", "random")
+#: closing instructions of IPO's meta-prompt (``ipo_vlm.prompting.render.META_PROMPT_STYLES``)
+META_PROMPT_STYLES = ("paper", "edit")
 
 
 _TYPES: dict[str, tuple[type, ...]] = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "dict[str, Any]": (dict,)}
@@ -123,6 +125,16 @@ class OptimizeConfig(_Settings):
     control: str = "none"
     #: a template bank file added to the shipped one for the random search (JSON, same layout)
     bank: str | None = None
+    #: IPO's closing instruction: "paper" (free rewrites) or "edit" (small edits of the best)
+    meta_prompt: str = "paper"
+    #: IPO also shows this many of the worst templates scored so far, as what to avoid
+    show_worst: int = 0
+    #: IPO rejects (never cuts) LLM templates of more words than this; None: no limit
+    max_words: int | None = None
+    #: IPO also seeds step 0 with up to this many templates made from the most shared image
+    #: descriptions (the domain word back to the placeholder); a control draws as many more
+    #: random templates at its step 0, so both score the same number
+    description_seeds: int = 0
 
     def validate(self) -> None:
         if self.steps < 0:
@@ -139,6 +151,14 @@ class OptimizeConfig(_Settings):
             raise ConfigError(f"unknown control {self.control!r}; known: {', '.join(CONTROLS)}")
         if self.max_llm_tokens is not None and self.max_llm_tokens < 1:
             raise ConfigError("max_llm_tokens must be a positive integer")
+        if self.meta_prompt not in META_PROMPT_STYLES:
+            raise ConfigError(f"unknown meta_prompt {self.meta_prompt!r}; known: {', '.join(META_PROMPT_STYLES)}")
+        if self.description_seeds < 0:
+            raise ConfigError(f"description_seeds must be >= 0, got {self.description_seeds}")
+        if self.show_worst < 0:
+            raise ConfigError(f"show_worst must be >= 0, got {self.show_worst}")
+        if self.max_words is not None and self.max_words < 2:
+            raise ConfigError(f"max_words must be >= 2 (the placeholder is one word), got {self.max_words}")
 
 
 @dataclass(frozen=True)

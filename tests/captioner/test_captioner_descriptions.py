@@ -116,9 +116,12 @@ def test_budget_is_respected_and_long_items_are_skipped():
     assert select_for_prompt(descs, budget_tokens=0) == []
 
 
-def test_duplicates_are_kept_once():
-    descs = _set((0, "same"), (1, "same"), (2, "other"))
-    assert select_for_prompt(descs, 100) == ["same", "other"]
+def test_duplicates_are_kept_once_with_their_share_most_shared_first():
+    descs = _set((0, "rare"), (1, "same"), (2, "same"), (0, "other"), (1, "same"), (2, "other"))
+    assert select_for_prompt(descs, 100) == ["same (3 of 6 images)", "other (2 of 6 images)", "rare"]
+    # the share's words count against the budget: "other ..." no longer fits
+    budget = approx_tokens("rare") + approx_tokens("same (3 of 6 images)")
+    assert select_for_prompt(descs, budget) == ["same (3 of 6 images)", "rare"]
 
 
 def test_bad_selection_and_budget_are_config_errors():

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -184,20 +185,27 @@ def select_for_prompt(descs: DescriptionSet, budget_tokens: int = 600, selection
 
     ``round_robin`` takes one description per class in turn, so every class is represented
     before any gets a second; ``first`` keeps the given order. A description that would overflow
-    the budget is skipped (a shorter one may still fit); exact duplicates are kept once."""
+    the budget is skipped (a shorter one may still fit). Exact duplicates are kept once, with how
+    many of the images share them ("a sketch of a dog. (61 of 80 images)"), the most shared
+    first: a short captioner vocabulary repeats itself, and how often it does is the news."""
     if selection not in SELECTIONS:
         raise ConfigError(f"unknown description selection {selection!r}; known: {', '.join(SELECTIONS)}")
     if budget_tokens < 0:
         raise ConfigError(f"description budget must be >= 0 tokens, got {budget_tokens}")
+    counts = Counter(d.text for d in descs.items if d.text)
+    total = len(descs.items)
     order = _round_robin(descs.items) if selection == "round_robin" else iter(descs.items)
-    chosen: list[str] = []
+    chosen: list[tuple[int, str]] = []
     seen: set[str] = set()
     left = budget_tokens
     for d in order:
-        cost = approx_tokens(d.text)
-        if not d.text or d.text in seen or cost > left:
+        if not d.text or d.text in seen:
             continue
-        chosen.append(d.text)
+        text = d.text if counts[d.text] == 1 else f"{d.text} ({counts[d.text]} of {total} images)"
+        cost = approx_tokens(text)
+        if cost > left:
+            continue
+        chosen.append((counts[d.text], text))
         seen.add(d.text)
         left -= cost
-    return chosen
+    return [text for _, text in sorted(chosen, key=lambda pair: -pair[0])]

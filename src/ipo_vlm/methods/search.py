@@ -10,6 +10,7 @@ re-scoring, any of its candidates that were already recorded."""
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -30,6 +31,10 @@ log = logging.getLogger(__name__)
 ScoreFn = Callable[[Sequence[str]], list[ScoredTemplate]]
 #: a candidate to score: (template, source, llm_call_id)
 Candidate = tuple[str, str, "str | None"]
+
+
+def _finite(x: float | None, default: float) -> float:
+    return default if x is None or math.isnan(x) else float(x)
 
 
 def request_seed(run_seed: int, step: int, sample_index: int) -> int:
@@ -59,6 +64,8 @@ class SearchLoop:
         self.progress = progress
         self.hook = hook or (lambda event, step: None)
         self.seen: set[str] = set()
+        #: every template scored in finished or current steps, in order (for ``worst``)
+        self.scored: list[ScoredTemplate] = []
         self._pending: dict[str, ScoredTemplate] = {}
 
     #: the ``source`` of the templates this loop's steps propose
@@ -83,6 +90,7 @@ class SearchLoop:
             if scored.step <= last:
                 self.memory.add(scored)
                 self.seen.add(self.key(scored.template))
+                self.scored.append(scored)
             elif scored.step == last + 1:
                 self._pending[scored.template] = scored
         self._rescore_lost(last)
@@ -104,6 +112,17 @@ class SearchLoop:
                 self.record.append_history(scored)
                 self.memory.add(scored)
                 self.seen.add(self.key(scored.template))
+                self.scored.append(scored)
+
+    def worst(self, k: int) -> list[ScoredTemplate]:
+        """The ``k`` worst-ranked templates scored so far (lowest accuracy, then highest loss),
+        worst first, none of them in the memory; empty for ``k == 0``."""
+        if k <= 0:
+            return []
+        held = self.memory.keys()
+        pool = {self.key(s.template): s for s in self.scored if self.key(s.template) not in held}
+        ranked = sorted(pool.values(), key=lambda s: (_finite(s.accuracy, -1.0), -_finite(s.loss, math.inf)))
+        return ranked[:k]
 
     # -- scoring and recording ---------------------------------------------------------------
 
@@ -126,6 +145,7 @@ class SearchLoop:
         for scored in kept:
             self.memory.add(scored.with_(step=step))
             self.seen.add(self.key(scored.template))
+            self.scored.append(scored.with_(step=step))
         self._pending.clear()
 
     def _seed_step(self, seeds: Sequence[str]) -> StepRecord:

@@ -6,9 +6,11 @@ from ipo_vlm.prompting.parse import (
     REASON_CHECK_FAILED,
     REASON_REPEATED,
     REASON_TOO_MANY,
+    REASON_TOO_MANY_WORDS,
     ParseResult,
     parse_candidates,
     validate_template,
+    word_count,
 )
 from ipo_vlm.prompting.placeholders import (
     BASELINE_TEMPLATE,
@@ -26,7 +28,7 @@ from ipo_vlm.prompting.placeholders import (
     template_problem,
     to_llm_placeholder,
 )
-from ipo_vlm.prompting.render import MetaPromptInputs, render_memory, render_meta_prompt, sort_for_prompt
+from ipo_vlm.prompting.render import META_PROMPT_STYLES, MetaPromptInputs, render_memory, render_meta_prompt, sort_for_prompt
 from ipo_vlm.prompting.text import PROMPT_VERSION
 
 __all__ = [
@@ -43,6 +45,8 @@ __all__ = [
     "REASON_STRAY_BRACES",
     "REASON_TOO_LONG",
     "REASON_TOO_MANY",
+    "REASON_TOO_MANY_WORDS",
+    "META_PROMPT_STYLES",
     "MetaPromptInputs",
     "ParseResult",
     "fill",
@@ -56,4 +60,5 @@ __all__ = [
     "template_problem",
     "to_llm_placeholder",
     "validate_template",
+    "word_count",
 ]

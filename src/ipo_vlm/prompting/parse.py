@@ -7,12 +7,13 @@ the reasons below, so a run can report why a step produced fewer candidates than
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 from ipo_vlm.prompting.extract import extract, sanitize
-from ipo_vlm.prompting.placeholders import LLM_PLACEHOLDER, normalize_key, template_problem
+from ipo_vlm.prompting.placeholders import LLM_PLACEHOLDER, PLACEHOLDER, normalize_key, template_problem
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +21,9 @@ REASON_ALREADY_SCORED = "already scored"
 REASON_REPEATED = "repeated in answer"
 REASON_CHECK_FAILED = "check failed"
 REASON_TOO_MANY = "too many candidates"
+REASON_TOO_MANY_WORDS = "over the word limit"
+
+_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*|" + re.escape(PLACEHOLDER))
 
 #: a rejected raw candidate is recorded up to this many characters
 _RAW_KEEP = 300
@@ -51,13 +55,15 @@ def parse_candidates(
     max_chars: int = 300,
     *,
     max_candidates: int = 64,
+    max_words: int | None = None,
 ) -> ParseResult:
     """Extract and validate the templates in an LLM answer.
 
     ``seen`` holds ``normalize_key`` of every template already scored; ``check`` is called on
     a structurally valid ``{}`` template and returns a rejection reason or None (e.g. the
-    VLM's token limit); ``max_chars`` bounds the template length; candidates beyond
-    ``max_candidates`` are rejected unexamined so a runaway answer stays cheap."""
+    VLM's token limit); ``max_chars`` bounds the template length and ``max_words`` its number
+    of words (the placeholder counts as one), rejecting longer ones whole, never cutting them;
+    candidates beyond ``max_candidates`` are rejected unexamined so a runaway answer stays cheap."""
     seen_keys = {normalize_key(s) for s in seen}
     answer_keys: set[str] = set()
     result = ParseResult()
@@ -67,6 +73,8 @@ def parse_candidates(
             reason: str | None = REASON_TOO_MANY
         else:
             reason = template_problem(template, max_chars)
+        if reason is None and max_words is not None and word_count(template) > max_words:
+            reason = REASON_TOO_MANY_WORDS
         if reason is None:
             key = normalize_key(template)
             if key in seen_keys:
@@ -81,6 +89,12 @@ def parse_candidates(
         else:
             result.rejected.append((_shorten(raw), reason))
     return result
+
+
+def word_count(template: str) -> int:
+    """Words of a template, the placeholder counting as one and punctuation as none ("a photo
+    of a {}." has 5, "a {}-shaped thing" 4)."""
+    return len(_WORD.findall(template))
 
 
 def validate_template(template: str, max_chars: int = 300) -> str | None:

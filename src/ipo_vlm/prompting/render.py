@@ -14,6 +14,9 @@ from ipo_vlm.scored import ScoredTemplate
 
 _MARKER = re.compile(r"\{(\w+)\}")
 
+#: the closing instructions a meta-prompt can end with
+META_PROMPT_STYLES = {"paper": T.CLOSING_INSTRUCTION, "edit": T.CLOSING_INSTRUCTION_EDIT}
+
 
 @dataclass(frozen=True)
 class MetaPromptInputs:
@@ -22,7 +25,11 @@ class MetaPromptInputs:
     ``memory`` holds scored templates (``{}`` placeholder, accuracy in [0, 1]) in any order
     (it is sorted when rendered); ``descriptions`` are image descriptions already chosen
     within the caller's budget; ``dataset_name`` is kept for records and is not shown to
-    the LLM (the ``domain`` word says what the images are)."""
+    the LLM (the ``domain`` word says what the images are).
+
+    ``style`` picks the closing instruction: ``paper`` (free rewrites, the paper's) or ``edit``
+    (small edits of the best templates); ``worst`` holds scored templates shown as what to avoid
+    (none: no such section); ``max_words`` adds the word limit to the instruction."""
 
     domain: str
     n_candidates: int = 5
@@ -30,8 +37,15 @@ class MetaPromptInputs:
     descriptions: Sequence[str] = ()
     placeholder: str = LLM_PLACEHOLDER
     dataset_name: str = ""
+    style: str = "paper"
+    worst: Sequence[ScoredTemplate] = ()
+    max_words: int | None = None
 
     def __post_init__(self) -> None:
+        if self.style not in META_PROMPT_STYLES:
+            raise ConfigError(f"unknown meta-prompt style {self.style!r}; known: {', '.join(META_PROMPT_STYLES)}")
+        if self.max_words is not None and self.max_words < 1:
+            raise ConfigError(f"max_words must be >= 1, got {self.max_words}")
         if not self.domain.strip():
             raise ConfigError("the meta-prompt needs a non-empty domain (what the images show)")
         if self.n_candidates < 1:
@@ -48,8 +62,14 @@ def render_meta_prompt(inputs: MetaPromptInputs) -> tuple[tuple[str, str], ...]:
     if descriptions:
         lines = [_fill(T.DESCRIPTION_LINE, description=d) for d in descriptions]
         parts.append("\n".join([T.DESCRIPTIONS_HEADER, *lines]))
+    if inputs.worst:
+        lines = [_one_line(to_llm_placeholder(e.template, ph)) for e in inputs.worst]
+        parts.append("\n".join([T.WORST_HEADER, *lines]))
     parts.append(render_memory(inputs.memory, ph))
-    parts.append(_fill(T.CLOSING_INSTRUCTION, n=str(inputs.n_candidates), placeholder=ph))
+    closing = _fill(META_PROMPT_STYLES[inputs.style], n=str(inputs.n_candidates), placeholder=ph)
+    if inputs.max_words is not None:
+        closing += _fill(T.LENGTH_LIMIT, max_words=str(inputs.max_words))
+    parts.append(closing)
     return (("system", T.SYSTEM_PROMPT), ("user", "\n\n".join(parts)))
 
 

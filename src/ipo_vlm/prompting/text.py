@@ -10,7 +10,7 @@ prompt prefix; the memory and the closing instruction, which change every step, 
 The memory is shown in the very line format the answer must take (minus the scores), with
 the placeholder spelled as the LLM has to write it."""
 
-PROMPT_VERSION = "pop-1"
+PROMPT_VERSION = "pop-2"
 
 SYSTEM_PROMPT = (
     "You write prompt templates for a CLIP image classifier. "
@@ -31,8 +31,21 @@ MEMORY_HEADER = "Templates so far (worst first, best last), as `template | accur
 MEMORY_LINE = "{template} | {accuracy} | {loss}"
 MEMORY_EMPTY = "Templates so far: none yet."
 
+WORST_HEADER = "Templates that scored worst so far (avoid what makes them fail):"
+
 CLOSING_INSTRUCTION = (
     "Write {n} new templates, different from all above, that reach higher accuracy and lower "
     "loss. Vary the wording: photo style, viewpoint, background, material, setting. "
     "One template per line, each with {placeholder} once, without scores, nothing else."
 )
+
+#: the ``edit`` meta-prompt style: small changes to the best templates instead of free rewrites
+CLOSING_INSTRUCTION_EDIT = (
+    "Write {n} new templates, different from all above, that reach higher accuracy and lower "
+    "loss. Make each one by editing one of the best templates: keep the words that work, and "
+    "change, add or remove a few words, guided by what the images show. "
+    "One template per line, each with {placeholder} once, without scores, nothing else."
+)
+
+#: appended to the closing instruction when templates have a word limit
+LENGTH_LIMIT = " Each template has at most {max_words} words."

@@ -23,7 +23,8 @@ class IPOMethod:
         from ipo_vlm.methods.ipo.proposer import MetaPromptProposer
 
         info, o = ctx.task.dataset.info, ctx.config.optimize
-        proposer = MetaPromptProposer(info.domain, o.candidates, ctx.descriptions, info.name, check=ctx.task.check)
+        proposer = MetaPromptProposer(info.domain, o.candidates, ctx.descriptions, info.name, check=ctx.task.check,
+                                      style=o.meta_prompt, max_words=o.max_words)
         loop = OptimizationLoop(
             ctx.record, ctx.config, ctx.session, proposer, ctx.task.score, Memory(o.memory_size),
             progress=ctx.progress, hook=ctx.hook,

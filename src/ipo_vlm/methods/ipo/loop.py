@@ -62,7 +62,8 @@ class OptimizationLoop(SearchLoop):
 
     def _request(self, messages: tuple[tuple[str, str], ...], step: int, sample_index: int) -> LLMRequest:
         llm, candidates = self.config.llm, self.config.optimize.candidates
-        constraint = OutputConstraint(n=candidates, placeholder=LLM_PLACEHOLDER) if llm.constrained else None
+        constraint = (OutputConstraint(n=candidates, placeholder=LLM_PLACEHOLDER, max_chars=self.proposer.max_chars)
+                      if llm.constrained else None)
         return LLMRequest(
             messages=messages,
             temperature=llm.temperature,
@@ -86,7 +87,7 @@ class OptimizationLoop(SearchLoop):
         return parsed, response
 
     def step(self, step: int) -> StepRecord:
-        messages = self.proposer.messages(self.memory.for_prompt())
+        messages = self.proposer.messages(self.memory.for_prompt(), self.worst(self.config.optimize.show_worst))
         record = StepRecord(step=step)
         chosen: list[Candidate] = []
         seen = set(self.seen)

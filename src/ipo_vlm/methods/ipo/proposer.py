@@ -22,15 +22,23 @@ class Parsed:
 class Proposer(Protocol):
     """Turns the memory into a meta-prompt and an LLM answer into candidate templates."""
 
-    def messages(self, memory: Sequence[ScoredTemplate]) -> tuple[tuple[str, str], ...]: ...
+    max_chars: int
+
+    def messages(self, memory: Sequence[ScoredTemplate], worst: Sequence[ScoredTemplate] = ()) -> tuple[tuple[str, str], ...]: ...
 
     def parse(self, text: str, seen: set[str]) -> Parsed: ...
 
     def key(self, template: str) -> str: ...
 
 
+#: characters a word may take on average when ``max_words`` bounds a template: sets the length
+#: cap of the output grammar, so a runaway line is cut early and then rejected whole
+CHARS_PER_WORD = 12
+
+
 class MetaPromptProposer:
-    """Renders meta-prompts for one run (fixed domain, descriptions, candidates per step)."""
+    """Renders meta-prompts for one run (fixed domain, descriptions, candidates per step,
+    closing-instruction ``style``, word limit) and parses the answers."""
 
     def __init__(
         self,
@@ -40,15 +48,19 @@ class MetaPromptProposer:
         dataset_name: str,
         check: Callable[[str], str | None] | None = None,
         max_chars: int = 300,
+        style: str = "paper",
+        max_words: int | None = None,
     ) -> None:
         self.domain = domain
         self.n_candidates = n_candidates
         self.descriptions = list(descriptions)
         self.dataset_name = dataset_name
         self.check = check
-        self.max_chars = max_chars
+        self.max_chars = max_chars if max_words is None else min(max_chars, CHARS_PER_WORD * max_words)
+        self.style = style
+        self.max_words = max_words
 
-    def messages(self, memory: Sequence[ScoredTemplate]) -> tuple[tuple[str, str], ...]:
+    def messages(self, memory: Sequence[ScoredTemplate], worst: Sequence[ScoredTemplate] = ()) -> tuple[tuple[str, str], ...]:
         from ipo_vlm.prompting import MetaPromptInputs, render_meta_prompt
 
         inputs = MetaPromptInputs(
@@ -58,13 +70,17 @@ class MetaPromptProposer:
             descriptions=self.descriptions,
             placeholder=LLM_PLACEHOLDER,
             dataset_name=self.dataset_name,
+            style=self.style,
+            worst=list(worst),
+            max_words=self.max_words,
         )
         return tuple((role, content) for role, content in render_meta_prompt(inputs))
 
     def parse(self, text: str, seen: set[str]) -> Parsed:
         from ipo_vlm.prompting import parse_candidates
 
-        result = parse_candidates(text, placeholder=LLM_PLACEHOLDER, seen=seen, check=self.check, max_chars=self.max_chars)
+        result = parse_candidates(text, placeholder=LLM_PLACEHOLDER, seen=seen, check=self.check,
+                                   max_chars=self.max_chars, max_words=self.max_words)
         return Parsed(valid=list(result.valid), returned=result.returned, rejected=dict(result.rejection_counts()))
 
     def key(self, template: str) -> str:
