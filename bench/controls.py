@@ -2,7 +2,7 @@
 
 For each seed: one run with ``--control random`` (selection scores recorded for every rule),
 then, from the run files alone, base/novel/H of the baseline, the method and the control under
-each selection rule (train, val, trainval) and for top-1/3/5 ensembles; per-split paired
+each selection rule (train, val, trainval, loss) and for top-1/3/5 ensembles; per-split paired
 differences IPO - random with mean +- sd.
 
     .venv/bin/python bench/controls.py --seeds 1-10 --out /tmp/controls            # the demo
@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-RULES = ("train", "val", "trainval")
+RULES = ("train", "val", "trainval", "loss")
 KS = (1, 3, 5)
 
 

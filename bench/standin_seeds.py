@@ -1,0 +1,68 @@
+"""How stable is the shifted stand-in's headroom? Train ``demo:fashion-shifted`` with several
+training seeds (and any training flags), then print each seed's template summary on sketches:
+"a photo of a {}."'s H, the best of the generic templates plus "a sketch of a {}." and its gain
+(the headroom), the wrong-medium penalties and the spread.
+
+    .venv/bin/python bench/standin_seeds.py --seeds 0-2 [--source debian] [-- --shifted-share 0.05 --epochs 3]
+
+Flags after ``--`` go to ``scripts/train_demo_vlm_shifted.py``. Weights are written under
+``--out`` (default: a temporary folder) and reused when present."""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+
+def main() -> int:
+    argv = sys.argv[1:]
+    extra = argv[argv.index("--") + 1 :] if "--" in argv else []
+    argv = argv[: argv.index("--")] if "--" in argv else argv
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", default="0-2", help="e.g. 0-2 or 0,1,5")
+    ap.add_argument("--source", choices=("demo", "debian"), default="debian")
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args(argv)
+    a, _, b = args.seeds.partition("-")
+    seeds = list(range(int(a), int(b) + 1)) if b else [int(s) for s in args.seeds.split(",")]
+    out = args.out or Path(tempfile.mkdtemp(prefix="standin-"))
+
+    import torch
+
+    from demo_templates import read_templates, shifted_summary, shifted_test, template_table
+    from ipo_vlm.data.demo import SKETCH_DOMAIN_TEMPLATES, SKETCH_WRONG_DOMAIN_TEMPLATES
+    from ipo_vlm.vlm.demo_models import load_demo
+
+    torch.set_num_threads(2)
+    pixels, labels = shifted_test(args.source)
+    generic = read_templates()
+    templates = list(dict.fromkeys([*generic, *SKETCH_DOMAIN_TEMPLATES, *SKETCH_WRONG_DOMAIN_TEMPLATES]))
+    print(f"training flags: {' '.join(extra) or '(defaults)'}; {args.source} sketches ({len(labels)} images); H in %")
+    print("| seed | 'a photo of a {}.' | best (generic + domain) | headroom | " +
+          " | ".join(f"{t!r}" for t in SKETCH_WRONG_DOMAIN_TEMPLATES) + " | generic spread |")
+    print("|---" * (5 + len(SKETCH_WRONG_DOMAIN_TEMPLATES)) + "|")
+    headrooms = []
+    for seed in seeds:
+        weights = out / f"seed{seed}" / "towers.safetensors"
+        if not weights.exists():
+            subprocess.run([sys.executable, str(ROOT / "scripts" / "train_demo_vlm_shifted.py"), "--seed", str(seed),
+                            "--out", str(weights.parent), "--no-check", *extra], check=True, capture_output=True)
+        vlm = load_demo("fashion-shifted", weights=weights)
+        s = shifted_summary(template_table(vlm, vlm.encode_pixels(pixels), labels, templates), generic)
+        headrooms.append(100 * s["headroom"])
+        wrong = " | ".join(f"{-100 * p:+.1f}" for p in s["wrong_penalty"].values())
+        print(f"| {seed} | {100 * s['baseline_h']:.1f} | {s['best']!r} | {100 * s['headroom']:+.1f} | {wrong} | {100 * s['generic_spread']:.1f} |")
+    if len(headrooms) > 1:
+        print(f"headroom over seeds: {statistics.mean(headrooms):+.1f} ± {statistics.stdev(headrooms):.1f} (min {min(headrooms):+.1f})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
