@@ -136,6 +136,12 @@ def main() -> int:
     for rule in RULES:
         e = [100 * (table[s][("random", rule, 1)][2] - table[s][("baseline", "-", 1)][2]) for s in seeds]
         print(f"random - baseline ({rule}, k=1): {mean_sd(e)}, above on {sum(x > 0 for x in e)}/{len(e)}")
+    print("\nper split, H in % (selection on train; ensemble: top-5 of the method's pool):\n")
+    print("| seed | baseline | random | random top-5 | IPO | IPO top-5 | IPO - random |\n|---|---|---|---|---|---|---|")
+    for s in seeds:
+        t = table[s]
+        row = [t[("baseline", "-", 1)], t[("random", "train", 1)], t[("random", "train", 5)], t[("ipo", "train", 1)], t[("ipo", "train", 5)]]
+        print(f"| {s} | " + " | ".join(f"{100 * r[2]:.1f}" for r in row) + f" | {100 * (row[3][2] - row[1][2]):+.1f} |")
     tin = [table[s]["cost"][0] for s in seeds]
     tout = [table[s]["cost"][1] for s in seeds]
     mins = [table[s]["cost"][2] for s in seeds]
