@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from helpers.captioners import ClassNamingCaptioner
 
 from ipo_vlm.config import preset
 from ipo_vlm.errors import ConfigError
@@ -120,22 +121,14 @@ def test_the_paper_preset_keeps_the_papers_meta_prompt():
     assert messages[1][1].endswith(T.CLOSING_INSTRUCTION.replace("{n}", "5").replace("{placeholder}", "<CLASS>"))
 
 
-class MediumCaptioner:
+class MediumCaptioner(ClassNamingCaptioner):
     """Describes three of every four images as sketches and the rest as lying on a table, each
     naming its class (masked before the LLM or the seeds see it)."""
 
     model_id = "medium-captioner"
 
-    def __init__(self, classnames):
-        self.classnames = list(classnames)
-
-    def describe(self, images, instruction):
-        out = []
-        for image in images:
-            label, index, _ = image.getpixel((0, 0))
-            name = self.classnames[label]
-            out.append(f"An {name} on a table." if index % 4 == 3 else f"A sketch of a {name}.")
-        return out
+    def sentence(self, name, index):
+        return f"An {name} on a table." if index % 4 == 3 else f"A sketch of a {name}."
 
 
 def test_description_seeds_join_step_0_and_the_control_draws_as_many_more(tmp_path):

@@ -9,6 +9,7 @@ import json
 import re
 
 import pytest
+from helpers.captioners import ClassNamingCaptioner
 
 from ipo_vlm.config import preset
 from ipo_vlm.llm.base import LLMRequest, OutputConstraint
@@ -22,7 +23,7 @@ ANSWER = "1. a plain photo of a <CLASS>.\n2. a studio photo of the <CLASS>.\n3. 
 TOO_LONG = "a " + " ".join(["very"] * 45) + " long photo of a <CLASS>."
 
 
-class NamingCaptioner:
+class NamingCaptioner(ClassNamingCaptioner):
     """Names each image's class the ways people write it: capitalised, plural, hyphenated,
     run together, shouted."""
 
@@ -30,17 +31,9 @@ class NamingCaptioner:
     FORMS = ("Two {title}s hanging on a rail.", "A {hyphen} folded on a bright table.",
              "The {joined} looks worn.", "A {upper} in a studio.")
 
-    def __init__(self, classnames):
-        self.classnames = list(classnames)
-
-    def describe(self, images, instruction):
-        out = []
-        for image in images:
-            label, index, _ = image.getpixel((0, 0))
-            name = self.classnames[label]
-            form = self.FORMS[index % len(self.FORMS)]
-            out.append(form.format(title=name.title(), hyphen=name.replace(" ", "-"), joined=name.replace(" ", ""), upper=name.upper()))
-        return out
+    def sentence(self, name, index):
+        form = self.FORMS[index % len(self.FORMS)]
+        return form.format(title=name.title(), hyphen=name.replace(" ", "-"), joined=name.replace(" ", ""), upper=name.upper())
 
 
 def config(**optimize_settings):
