@@ -46,9 +46,30 @@ def test_demo_runs_the_whole_pipeline_and_prints_the_table(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_demo_with_the_offline_model_gives_mostly_valid_new_candidates(tmp_path, capsys):
-    """Needs the assembled local model (make model); two steps of the real demo."""
+    """Needs the assembled local model (make model); two steps of the real demo, plain condition
+    (the paper's meta-prompt: no word limit)."""
     out = tmp_path / "demo"
-    assert main(["demo", "--steps", "2", "--out", str(out)]) == 0
+    assert main(["demo", "--condition", "plain", "--steps", "2", "--out", str(out)]) == 0
     result = json.loads((out / "result.json").read_text())
     assert result["candidates_returned"] >= 5
     assert result["valid_rate"] >= 0.6
+
+
+@pytest.mark.slow
+def test_the_shifted_demo_with_the_offline_model_keeps_its_word_limit(tmp_path, capsys):
+    """The shifted preset's 16-word limit with the real model: over-long lines are rejected whole
+    and counted, every scored LLM template is within the limit, and the description seeds are in."""
+    from ipo_vlm.prompting import word_count
+
+    out = tmp_path / "demo"
+    assert main(["demo", "--steps", "2", "--out", str(out)]) == 0
+    result = json.loads((out / "result.json").read_text())
+    limit = preset("demo-shifted").optimize.max_words
+    history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    llm = [h["template"] for h in history if h["source"] == "llm"]
+    assert llm and all(word_count(t) <= limit for t in llm)
+    assert "a sketch of a {}." in [h["template"] for h in history if h["step"] == 0]
+    steps = [json.loads(line) for line in (out / "steps.jsonl").read_text().splitlines()]
+    rejected = sum(s["rejected"].get("over the word limit", 0) for s in steps)
+    assert result["rejections"].get("over the word limit", 0) == rejected
+    assert result["candidates_returned"] == sum(s["returned"] for s in steps if s["step"] > 0)
