@@ -92,14 +92,26 @@ MEDIUM_PHRASES = {"photo": "a photo", "sketch": "a sketch", "negative": "a negat
                   "blurry": "a blurry photo", "pixelated": "a pixelated photo"}
 
 
-def caption_table() -> tuple[list[str], np.ndarray, np.ndarray, dict[tuple[int, int], int]]:
+def wordings(photo_is_neutral: bool = True) -> tuple[dict[str, list[str]], list[str]]:
+    """(medium wordings, neutral wordings). With ``photo_is_neutral`` False, "a photo of a {}."
+    is a photo caption (says the image is a photo) instead of a loose, neutral one."""
+    medium = {m: list(ws) for m, ws in MEDIUM_WORDINGS.items()}
+    neutral = list(NEUTRAL_WORDINGS)
+    if not photo_is_neutral:
+        neutral.remove("a photo of a {}.")
+        medium["photo"].append("a photo of a {}.")
+    return medium, neutral
+
+
+def caption_table(photo_is_neutral: bool = True) -> tuple[list[str], np.ndarray, np.ndarray, dict[tuple[int, int], int]]:
     """Every caption with its medium (-1: not named) and class (-1: not named), and the index of
     (wording, object) where wordings are numbered medium by medium, neutral ones last."""
-    wordings = [(m, w) for m, ws in enumerate(MEDIUM_WORDINGS.values()) for w in ws]
-    wordings += [(-1, w) for w in NEUTRAL_WORDINGS]
+    medium_wordings, neutral_wordings = wordings(photo_is_neutral)
+    wordings_ = [(m, w) for m, ws in enumerate(medium_wordings.values()) for w in ws]
+    wordings_ += [(-1, w) for w in neutral_wordings]
     objects = [(c, name) for c, name in enumerate(CLASSNAMES)] + [(-1, GENERIC)]
     texts, medium, klass, index = [], [], [], {}
-    for wi, (m, wording) in enumerate(wordings):
+    for wi, (m, wording) in enumerate(wordings_):
         for oi, (c, name) in enumerate(objects):
             index[(wi, oi)] = len(texts)
             texts.append(wording.replace("{}", name))
@@ -139,10 +151,11 @@ class Captions:
         self.rng = rng
         self.p_class = args.p_class
         self.p_named = medium_naming_probability(args)
-        self.texts, self.medium, self.klass, self.index = caption_table()
-        counts = [len(ws) for ws in MEDIUM_WORDINGS.values()]
+        self.texts, self.medium, self.klass, self.index = caption_table(args.photo_is_neutral)
+        medium_wordings, neutral_wordings = wordings(args.photo_is_neutral)
+        counts = [len(ws) for ws in medium_wordings.values()]
         self.first = np.concatenate([[0], np.cumsum(counts)])  # first wording of each medium
-        self.n_neutral = len(NEUTRAL_WORDINGS)
+        self.n_neutral = len(neutral_wordings)
         self.cum_prior = np.cumsum(medium_prior(args), axis=1)
         self.n_objects = len(CLASSNAMES) + 1
 
@@ -253,6 +266,8 @@ def save(out: Path, tower: nn.Module, head: nn.Module, scale: float, args: argpa
     state |= {f"text_head.{k}": v.detach().contiguous() for k, v in head.state_dict().items()}
     train_args = {k: getattr(args, k) for k in ("seed", "epochs", "images", "batch", "lr", "head_lr",
                                                   "p_class", "p_medium", "p_shifted", "p_jitter", "prior_jitter", "shifted_share")}
+    if not args.photo_is_neutral:  # recorded only when set, so the default weights keep their bytes
+        train_args["photo_is_neutral"] = False
     meta = {
         "arch": json.dumps(DEFAULT_ARCH),
         "text_arch": json.dumps(DEFAULT_TEXT_ARCH),
@@ -297,6 +312,8 @@ def main() -> None:
     parser.add_argument("--p-jitter", type=float, default=0.1, help="class-dependent spread of those probabilities")
     parser.add_argument("--shifted-share", type=float, default=0.10, help="share of each medium other than photo")
     parser.add_argument("--prior-jitter", type=float, default=0.0, help="class-dependent spread of the media's shares")
+    parser.add_argument("--photo-caption", dest="photo_is_neutral", action="store_false",
+                        help='"a photo of a {}." says the image is a photo (default: a loose, neutral wording)')
     parser.add_argument("--out", type=Path, default=shifted_assets_dir())
     parser.add_argument("--no-check", action="store_true", help="skip the zero-shot check on the test split")
     args = parser.parse_args()
@@ -311,7 +328,7 @@ def main() -> None:
         images, labels = images[: args.images], labels[: args.images]
     labels = labels.astype(np.int64)
     rendered = np.stack([render(m, images) for m in MEDIA])  # (media, n, 28, 28) uint8
-    texts = caption_table()[0]
+    texts = caption_table(args.photo_is_neutral)[0]
     t0 = time.time()
     sentence_emb = torch.from_numpy(MiniLMTextTower().encode(texts))  # frozen: encoded once
     log.info("%d captions encoded in %.1f s", len(texts), time.time() - t0)
