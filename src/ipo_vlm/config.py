@@ -249,7 +249,9 @@ PRESETS: dict[str, RunConfig] = {
 # splits (bench/controls.py, seeds 1-10) the paper's meta-prompt lost to its random control
 # (IPO - random -3.02 +- 3.94 H, 1/10 wins: long drifting templates, descriptions ignored); with
 # three seed templates from the image descriptions, edits of the best and a 16-word limit it
-# won (+2.92 +- 3.18 H, 9/10 wins; above "a photo of a {}." on 10/10, +7.12 +- 0.87).
+# won (+2.92 +- 3.18 H, 9/10 wins; above "a photo of a {}." on 10/10, +7.12 +- 0.87). The seeds
+# do most of it: alone (paper instruction, no limit) +2.25 +- 3.94, 8/10, in ~60 % of the time;
+# without descriptions the edits and the limit lose (-2.20 +- 4.49, 1/10).
 PRESETS["demo-shifted"] = PRESETS["demo"].updated(
     data={"dataset": "demo-sketch"},
     vlm="demo:fashion-shifted",
