@@ -10,7 +10,6 @@ re-scoring, any of its candidates that were already recorded."""
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -18,6 +17,7 @@ from ipo_vlm.errors import BudgetExceeded
 from ipo_vlm.io.hashing import sha256_json
 from ipo_vlm.methods.base import Hook, MethodOutcome, Progress, RunRecord, StepRecord
 from ipo_vlm.prompting.placeholders import normalize_key
+from ipo_vlm.prompting.render import sort_for_prompt
 from ipo_vlm.scored import ScoredTemplate
 
 if TYPE_CHECKING:
@@ -31,10 +31,6 @@ log = logging.getLogger(__name__)
 ScoreFn = Callable[[Sequence[str]], list[ScoredTemplate]]
 #: a candidate to score: (template, source, llm_call_id)
 Candidate = tuple[str, str, "str | None"]
-
-
-def _finite(x: float | None, default: float) -> float:
-    return default if x is None or math.isnan(x) else float(x)
 
 
 def request_seed(run_seed: int, step: int, sample_index: int) -> int:
@@ -115,14 +111,13 @@ class SearchLoop:
                 self.scored.append(scored)
 
     def worst(self, k: int) -> list[ScoredTemplate]:
-        """The ``k`` worst-ranked templates scored so far (lowest accuracy, then highest loss),
-        worst first, none of them in the memory; empty for ``k == 0``."""
+        """The ``k`` worst-ranked templates scored so far, worst first in the meta-prompt's own
+        order (lowest accuracy, then highest loss), none of them in the memory; empty for ``k == 0``."""
         if k <= 0:
             return []
         held = self.memory.keys()
         pool = {self.key(s.template): s for s in self.scored if self.key(s.template) not in held}
-        ranked = sorted(pool.values(), key=lambda s: (_finite(s.accuracy, -1.0), -_finite(s.loss, math.inf)))
-        return ranked[:k]
+        return sort_for_prompt(list(pool.values()))[:k]
 
     # -- scoring and recording ---------------------------------------------------------------
 
