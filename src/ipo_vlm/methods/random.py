@@ -15,6 +15,12 @@ from ipo_vlm.methods.search import SearchLoop, request_seed
 SOURCE = "random"
 
 
+def draw(bank: Any, config: Any, domain: str, step: int, n: int, exclude: Any) -> list[str]:
+    """``n`` bank templates for ``step`` of a run, seeded by the run seed and the step (so a
+    resumed run draws the same), none matching ``exclude``."""
+    return bank.sample(n, random.Random(request_seed(config.data.seed, step, 0)), domain, exclude=exclude)
+
+
 class RandomLoop(SearchLoop):
     source = SOURCE
 
@@ -27,8 +33,7 @@ class RandomLoop(SearchLoop):
         self.check = ctx.task.check
 
     def step(self, step: int) -> StepRecord:
-        rng = random.Random(request_seed(self.config.data.seed, step, 0))
-        drawn = self.bank.sample(self.config.optimize.candidates, rng, self.domain, exclude=self.seen)
+        drawn = draw(self.bank, self.config, self.domain, step, self.config.optimize.candidates, self.seen)
         record = StepRecord(step=step, returned=len(drawn))
         usable = []
         for template in drawn:

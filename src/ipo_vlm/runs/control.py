@@ -22,19 +22,16 @@ def run_control(config: "RunConfig", rundir: RunDir, task: "Task", seeds: list[s
     """Run (or resume) the random-search control and evaluate its selected template.
     ``extra_draws`` random bank templates join its seeds (as many as the method's extra seeds,
     so both score the same number of templates)."""
-    import random
-
     from ipo_vlm.methods import create_method
-    from ipo_vlm.methods.search import request_seed
+    from ipo_vlm.methods.random import draw
     from ipo_vlm.prompting.bank import TemplateBank
 
     record = RunDir(rundir.path / "control")
     record.path.mkdir(parents=True, exist_ok=True)
     control_config = replace(config, method="random")
     if extra_draws:
-        rng = random.Random(request_seed(config.data.seed, 0, 0))
         bank = TemplateBank.load(extra=config.optimize.bank)
-        seeds = [*seeds, *bank.sample(extra_draws, rng, task.dataset.info.domain, exclude=seeds)]
+        seeds = [*seeds, *draw(bank, config, task.dataset.info.domain, 0, extra_draws, seeds)]
     ctx = MethodContext(control_config, task, record, seeds, hook=hook or (lambda event, step: None))
     outcome = create_method("random").run(ctx)
     ranked = ranked_pool(task, control_config, record.history(), outcome)
