@@ -180,6 +180,12 @@ def _round_robin(items: Sequence[Description]) -> Iterable[Description]:
                 yield group[i]
 
 
+def shares(descs: DescriptionSet) -> Counter[str]:
+    """How many images share each (non-empty) description text; ``most_common()`` gives the
+    texts most shared first."""
+    return Counter(d.text for d in descs.items if d.text)
+
+
 def select_for_prompt(descs: DescriptionSet, budget_tokens: int = 600, selection: str = "round_robin") -> list[str]:
     """Texts for the meta-prompt within ``budget_tokens`` (approximate: characters / 4).
 
@@ -192,7 +198,7 @@ def select_for_prompt(descs: DescriptionSet, budget_tokens: int = 600, selection
         raise ConfigError(f"unknown description selection {selection!r}; known: {', '.join(SELECTIONS)}")
     if budget_tokens < 0:
         raise ConfigError(f"description budget must be >= 0 tokens, got {budget_tokens}")
-    counts = Counter(d.text for d in descs.items if d.text)
+    counts = shares(descs)
     total = len(descs.items)
     order = _round_robin(descs.items) if selection == "round_robin" else iter(descs.items)
     chosen: list[tuple[int, str]] = []

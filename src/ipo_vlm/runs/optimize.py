@@ -104,7 +104,7 @@ def _descriptions(backends: Backends, split: Any, config: RunConfig, rundir: Run
     the seed templates made from the most shared descriptions (``optimize.description_seeds``)."""
     if backends.captioner.model_id == "none" or config.captioner.budget_tokens == 0:
         return [], 0, []
-    from ipo_vlm.captioner.descriptions import describe_samples, description_instruction, select_for_prompt
+    from ipo_vlm.captioner.descriptions import describe_samples, description_instruction, select_for_prompt, shares
 
     ds = backends.dataset
     descs = describe_samples(
@@ -115,11 +115,9 @@ def _descriptions(backends: Backends, split: Any, config: RunConfig, rundir: Run
         classnames=list(ds.info.classnames),
         out_path=rundir.descriptions_path,
     )
-    from collections import Counter
-
     from ipo_vlm.prompting.seeds import templates_from_descriptions
 
-    shared = [text for text, _ in Counter(d.text for d in descs.items if d.text).most_common()]
+    shared = [text for text, _ in shares(descs).most_common()]
     o = config.optimize
     seeds = templates_from_descriptions(shared, ds.info.domain, o.description_seeds, o.max_words)
     return select_for_prompt(descs, config.captioner.budget_tokens, config.captioner.selection), descs.maskings, seeds
