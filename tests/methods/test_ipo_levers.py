@@ -114,6 +114,12 @@ def test_bad_lever_settings_are_config_errors():
         MetaPromptInputs(domain="pet", style="freestyle")
 
 
+def test_the_settings_know_exactly_the_styles_the_renderer_has():
+    from ipo_vlm import config, prompting
+
+    assert set(config.META_PROMPT_STYLES) == set(prompting.META_PROMPT_STYLES)
+
+
 def test_the_paper_preset_keeps_the_papers_meta_prompt():
     o = preset("paper").optimize
     assert (o.meta_prompt, o.show_worst, o.max_words) == ("paper", 0, None)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from ipo_vlm.prompting.parse import word_count
-from ipo_vlm.prompting.placeholders import PLACEHOLDER, normalize_key, template_problem
+from ipo_vlm.prompting.parse import validate_template, word_count
+from ipo_vlm.prompting.placeholders import PLACEHOLDER, normalize_key
 
 
 def template_from_description(description: str, domain: str) -> str | None:
@@ -27,7 +27,7 @@ def template_from_description(description: str, domain: str) -> str | None:
     art = match.group("art")
     replacement = (("A " if art[0].isupper() else "a ") if art else "") + PLACEHOLDER
     template = text[: match.start()] + replacement + text[match.end() :]
-    return template if template_problem(template, 300) is None else None
+    return template if validate_template(template) is None else None
 
 
 def templates_from_descriptions(descriptions: Iterable[str], domain: str, k: int, max_words: int | None = None) -> list[str]:
