@@ -20,18 +20,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
+from controls import seeds_arg  # noqa: E402  (a sibling in bench/)
+
 
 def main() -> int:
     argv = sys.argv[1:]
     extra = argv[argv.index("--") + 1 :] if "--" in argv else []
     argv = argv[: argv.index("--")] if "--" in argv else argv
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", default="0-2", help="e.g. 0-2 or 0,1,5")
+    ap.add_argument("--seeds", type=seeds_arg, default=seeds_arg("0-2"), help="e.g. 0-2 or 0,1,5")
     ap.add_argument("--source", choices=("demo", "debian"), default="debian")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
-    a, _, b = args.seeds.partition("-")
-    seeds = list(range(int(a), int(b) + 1)) if b else [int(s) for s in args.seeds.split(",")]
+    seeds = args.seeds
     out = args.out or Path(tempfile.mkdtemp(prefix="standin-"))
 
     import torch
