@@ -5,10 +5,10 @@ Reads Debian's ``dataset-fashion-mnist`` (MIT) from /usr/share/datasets/fashion-
 Which images are kept depends only on their index (ranked by sha256), so the output is
 byte-identical on every machine: the zip members carry a fixed timestamp.
 
-``--rendering sketch`` writes the shifted condition's ``fashion_mnist_sketch.npz`` instead: the
-same items, drawn by ``ipo_vlm.data.renderings.sketch``.
+``--rendering blurry`` writes the shifted condition's ``fashion_mnist_blurry.npz`` instead (the
+same items, rendered by ``ipo_vlm.data.renderings.blurry``), ``--rendering sketch`` the sketches'.
 
-Usage: python scripts/build_demo_data.py [--rendering photo|sketch] [--source DIR] [--out DIR]
+Usage: python scripts/build_demo_data.py [--rendering photo|blurry|sketch] [--source DIR] [--out DIR]
 """
 
 from __future__ import annotations
@@ -23,13 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ipo_vlm.data.demo import FASHION_MNIST_DIR, PLAIN, SKETCH, read_fashion_mnist
+from ipo_vlm.data.demo import FASHION_MNIST_DIR, VARIANTS as DEMO_VARIANTS, read_fashion_mnist
 from ipo_vlm.data.renderings import render
 from ipo_vlm.io.hashing import sha256_file
 
 OUT = Path(__file__).resolve().parents[1] / "src" / "ipo_vlm" / "assets" / "demo_data"
 #: rendering -> the demo dataset it makes
-VARIANTS = {"photo": PLAIN, "sketch": SKETCH}
+VARIANTS = {v.rendering: v for v in DEMO_VARIANTS.values()}
 # Images per class in each pool. train/val come from the 60k training set (disjoint),
 # test from the 10k test set.
 PER_CLASS = {"train": 200, "val": 20, "test": 200}

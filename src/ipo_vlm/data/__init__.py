@@ -21,9 +21,11 @@ __all__ = [
     "base_novel_labels", "canonical_dataset_name", "known_datasets", "load_dataset", "load_split", "make_split",
 ]
 
-_DEMO_ALIASES = ("demo", "fashion", "fashion_mnist")
-#: the shifted demo condition: the same items drawn as sketches
-_SKETCH_ALIASES = ("demo-sketch", "demo-shifted", "fashion-sketch")
+#: the bundled demo variants by name (``ipo_vlm.data.demo.VARIANTS``); "demo-shifted" is the
+#: shifted demo condition's (out-of-focus items)
+_DEMO_ALIASES = {"demo": ("demo", "fashion", "fashion_mnist"),
+                 "demo-blurry": ("demo-blurry", "demo-shifted", "fashion-blurry"),
+                 "demo-sketch": ("demo-sketch", "fashion-sketch")}
 
 
 def _norm(name: str) -> str:
@@ -32,8 +34,7 @@ def _norm(name: str) -> str:
 
 
 def _aliases() -> dict[str, str]:
-    table = {_norm(a): "demo" for a in _DEMO_ALIASES}
-    table |= {_norm(a): "demo-sketch" for a in _SKETCH_ALIASES}
+    table = {_norm(a): name for name, aliases in _DEMO_ALIASES.items() for a in aliases}
     table[_norm("folder")] = "folder"
     for spec in (*COOP_SPECS.values(), *IMAGENET_VARIANTS.values()):
         split_name = spec.split_file[len("split_zhou_"):-len(".json")] if spec.split_file else ""
@@ -46,7 +47,7 @@ def _aliases() -> dict[str, str]:
 
 def known_datasets() -> tuple[str, ...]:
     """Canonical dataset names ``load_dataset`` accepts (besides a folder path)."""
-    return ("demo", "demo-sketch", "folder", *sorted(COOP_SPECS), *sorted(IMAGENET_VARIANTS))
+    return (*_DEMO_ALIASES, "folder", *sorted(COOP_SPECS), *sorted(IMAGENET_VARIANTS))
 
 
 def canonical_dataset_name(name: str) -> str | None:
@@ -57,7 +58,7 @@ def canonical_dataset_name(name: str) -> str | None:
 
 def load_dataset(name: str, data_root: str | Path | None = None, *, template: str | None = None,
                  domain: str | None = None, classnames_file: str | Path | None = None) -> Dataset:
-    """A dataset by name: ``demo`` or ``demo-sketch`` (bundled); one of CoOp's 11 under ``data_root``; ``folder`` (class
+    """A dataset by name: ``demo``, ``demo-blurry`` or ``demo-sketch`` (bundled); one of CoOp's 11 under ``data_root``; ``folder`` (class
     folders at ``data_root``) or a folder path given as the name.
 
     ``template`` and ``domain`` override the dataset's defaults; ``classnames_file`` maps
@@ -71,14 +72,10 @@ def load_dataset(name: str, data_root: str | Path | None = None, *, template: st
     canonical = _aliases().get(_norm(name))
     if classnames_file is not None and canonical not in (None, "folder"):
         raise ConfigError("a class-name mapping file applies to folder datasets only")
-    if canonical == "demo":
-        from ipo_vlm.data.demo import DemoDataset
+    if canonical in _DEMO_ALIASES:
+        from ipo_vlm.data.demo import VARIANTS, DemoDataset
 
-        return DemoDataset(template=template, domain=domain)
-    if canonical == "demo-sketch":
-        from ipo_vlm.data.demo import SKETCH, DemoDataset
-
-        return DemoDataset(template=template, domain=domain, variant=SKETCH)
+        return DemoDataset(template=template, domain=domain, variant=VARIANTS[canonical])
     if canonical is None and _looks_like_path(name):
         canonical, data_root = "folder", name
     if canonical is None:

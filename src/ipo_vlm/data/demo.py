@@ -4,9 +4,10 @@ The package carries ``assets/demo_data/fashion_mnist_demo.npz`` (built by
 ``scripts/build_demo_data.py``): per class 200 train, 20 val and 200 test images, uint8 28x28.
 Sample refs are ``"<pool>/<index>"`` into those arrays.
 
-``demo-sketch`` (the shifted condition) holds the same items drawn as sketches
-(``ipo_vlm.data.renderings.sketch``) in ``fashion_mnist_sketch.npz``
-(``scripts/build_demo_data.py --rendering sketch``)."""
+The shifted variants hold the same items in another medium (``ipo_vlm.data.renderings``):
+``demo-blurry`` (the shifted demo condition) out of focus, in ``fashion_mnist_blurry.npz``, and
+``demo-sketch`` drawn as sketches, in ``fashion_mnist_sketch.npz``
+(``scripts/build_demo_data.py --rendering blurry|sketch``)."""
 
 from __future__ import annotations
 
@@ -43,25 +44,34 @@ FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 @dataclass(frozen=True)
 class DemoVariant:
-    """One bundled demo dataset: its name, packed arrays and the defaults its ``DatasetInfo`` gets."""
+    """One bundled demo dataset: its name, packed arrays, the defaults its ``DatasetInfo`` gets,
+    the rendering of its images and, for a shifted variant, the templates that name its medium
+    (the first is the obvious one) and templates that name a wrong one."""
 
     name: str
     npz_name: str
     record_name: str
     template: str
     domain: str
+    rendering: str = "photo"
+    medium_templates: tuple[str, ...] = ()
+    wrong_medium_templates: tuple[str, ...] = ()
 
 
 PLAIN = DemoVariant("demo", NPZ_NAME, "fashion_mnist_demo.json", TEMPLATE, DOMAIN)
-#: The shifted condition. As CoOp does for ImageNet-Sketch, the hand-crafted template is the photo
-#: template and the domain word does not name the medium: a run learns that the images are
-#: sketches only from the images themselves (their descriptions, its scores).
-SKETCH = DemoVariant("demo-sketch", "fashion_mnist_sketch.npz", "fashion_mnist_sketch.json", TEMPLATE, DOMAIN)
-VARIANTS = {v.name: v for v in (PLAIN, SKETCH)}
-#: templates that name the sketches' medium (the first is the obvious one) and templates that
-#: name a wrong one; ``scripts/demo_templates.py --condition shifted`` measures both
-SKETCH_DOMAIN_TEMPLATES = ("a sketch of a {}.", "a pencil drawing of a {}.", "a hand-drawn sketch of a {}.")
-SKETCH_WRONG_DOMAIN_TEMPLATES = ("a negative photo of a {}.", "a pixelated photo of a {}.")
+# The shifted variants. As CoOp does for ImageNet-Sketch, the hand-crafted template is the photo
+# template and the domain word does not name the medium: a run learns the images' medium only
+# from the images themselves (their descriptions, its scores).
+BLURRY = DemoVariant("demo-blurry", "fashion_mnist_blurry.npz", "fashion_mnist_blurry.json", TEMPLATE, DOMAIN,
+                     "blurry", ("a blurry photo of a {}.", "a blurred photo of a {}.", "an out of focus picture of a {}."),
+                     ("a negative photo of a {}.", "a sketch of a {}."))
+SKETCH = DemoVariant("demo-sketch", "fashion_mnist_sketch.npz", "fashion_mnist_sketch.json", TEMPLATE, DOMAIN,
+                     "sketch", ("a sketch of a {}.", "a pencil drawing of a {}.", "a hand-drawn sketch of a {}."),
+                     ("a negative photo of a {}.", "a pixelated photo of a {}."))
+#: the shifted demo condition's dataset (``ipo demo``, the ``demo-shifted`` preset)
+SHIFTED = BLURRY
+VARIANTS = {v.name: v for v in (PLAIN, BLURRY, SKETCH)}
+
 
 _lock = threading.Lock()
 _cache: dict[Path, dict[str, Any]] = {}
@@ -108,7 +118,7 @@ def _load_arrays(asset_dir: Path, variant: DemoVariant = PLAIN) -> dict[str, "np
 
 class DemoDataset(Dataset):
     """Fashion-MNIST subset packed in the package; ``data_root`` is not needed. ``variant``
-    picks the plain demo (``PLAIN``) or the shifted one (``SKETCH``)."""
+    picks the plain demo (``PLAIN``) or a shifted one (``BLURRY``, ``SKETCH``)."""
 
     def __init__(self, asset_dir: Path = ASSET_DIR, template: str | None = None,
                  domain: str | None = None, variant: DemoVariant = PLAIN) -> None:

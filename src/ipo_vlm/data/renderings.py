@@ -1,8 +1,8 @@
 """Renderings of 28x28 grey images: the media of the shifted demo condition.
 
-The shifted demo (``--dataset demo-sketch``) shows Fashion-MNIST items as pencil-like sketches,
-and its stand-in VLM (``demo:fashion-shifted``) was pretrained on items shown in every medium
-here. Each rendering is a pure function of the uint8 pixels (numpy only, no randomness), so the
+The shifted demo (``--dataset demo-blurry``) shows Fashion-MNIST items out of focus
+(``demo-sketch`` as pencil-like sketches), and its stand-in VLM (``demo:fashion-shifted``) was
+pretrained on items shown in every medium here. Each rendering is a pure function of the uint8 pixels (numpy only, no randomness), so the
 bundled dataset and the VLM's training images can be rebuilt byte for byte.
 """
 
