@@ -8,9 +8,9 @@ and their harmonic mean H, on a Fashion-MNIST test split.
 ``--source demo`` (default) uses the test images bundled with the package (200 per class);
 ``debian`` the full 10,000-image test split from Debian's ``dataset-fashion-mnist``.
 
-``--condition shifted`` measures ``demo:fashion-shifted`` on sketches (``demo-sketch``) over the
-same 30 templates plus the sketch templates and the wrong-medium ones of ``ipo_vlm.data.demo``,
-and prints the headroom (best template's H minus "a photo of a {}."'s), the wrong-medium
+``--condition shifted`` measures ``demo:fashion-shifted`` on the shifted condition's images
+(``demo-blurry``; ``--dataset demo-sketch`` for sketches) over the same 30 templates plus the
+dataset's medium templates and wrong-medium ones (``ipo_vlm.data.demo``), and prints the headroom (best template's H minus "a photo of a {}."'s), the wrong-medium
 penalty and the spread; ``--attributes`` then checks that the medium phrases of the model's
 vocabulary name the rendering of test images in every medium.
 """
@@ -82,28 +82,42 @@ def attribute_recovery(vlm, features: np.ndarray, pixels: np.ndarray) -> dict[st
     return result
 
 
-def shifted_test(source: str) -> tuple[np.ndarray, np.ndarray]:
-    """Sketches of the test split: the bundled ``demo-sketch`` images or all of Debian's."""
+def shifted_variant(name: str | None = None):
+    """A shifted demo variant by dataset name (``ipo_vlm.data.demo``); the shifted condition's by default."""
+    from ipo_vlm.data.demo import SHIFTED, VARIANTS
+
+    variant = VARIANTS.get(name or SHIFTED.name)
+    if variant is None or not variant.medium_templates:
+        raise SystemExit(f"not a shifted demo dataset: {name!r}; known: "
+                         f"{', '.join(v.name for v in VARIANTS.values() if v.medium_templates)}")
+    return variant
+
+
+def shifted_test(source: str, variant) -> tuple[np.ndarray, np.ndarray]:
+    """The test split in the variant's medium: the bundled images or all of Debian's."""
     if source == "debian":
         from ipo_vlm.data.renderings import render
 
         images, labels = read_fashion_mnist("test")
-        return render("sketch", images).astype(np.float32) / 255.0, labels.astype(np.int64)
-    from ipo_vlm.data.demo import SKETCH, DemoDataset
+        return render(variant.rendering, images).astype(np.float32) / 255.0, labels.astype(np.int64)
+    from ipo_vlm.data.demo import DemoDataset
 
-    ds = DemoDataset(variant=SKETCH)
+    ds = DemoDataset(variant=variant)
     samples = ds.split("test")
     pixels = np.stack([ds.array(s) for s in samples]).astype(np.float32) / 255.0
     return pixels, np.array([s.label for s in samples], dtype=np.int64)
 
 
-def shifted_summary(rows: list[tuple[str, float, float, float]], generic: list[str]) -> dict[str, object]:
-    """Headroom, wrong-medium penalty and spread (H, fractions) of a shifted template table."""
-    from ipo_vlm.data.demo import SKETCH_DOMAIN_TEMPLATES, SKETCH_WRONG_DOMAIN_TEMPLATES
+def shifted_templates(variant, generic: list[str]) -> list[str]:
+    """The generic templates, then the variant's medium and wrong-medium templates, once each."""
+    return list(dict.fromkeys([*generic, *variant.medium_templates, *variant.wrong_medium_templates]))
 
+
+def shifted_summary(rows: list[tuple[str, float, float, float]], generic: list[str], variant) -> dict[str, object]:
+    """Headroom, wrong-medium penalty and spread (H, fractions) of a shifted template table."""
     h = {r[0]: r[3] for r in rows}
     baseline = h["a photo of a {}."]
-    domain = SKETCH_DOMAIN_TEMPLATES[0]
+    domain = variant.medium_templates[0]
     pool = list(dict.fromkeys([*generic, domain]))
     best = max(pool, key=lambda t: h[t])
     return {
@@ -111,7 +125,7 @@ def shifted_summary(rows: list[tuple[str, float, float, float]], generic: list[s
         "best": best,
         "headroom": h[best] - baseline,
         "domain_gain": h[domain] - baseline,
-        "wrong_penalty": {t: baseline - h[t] for t in SKETCH_WRONG_DOMAIN_TEMPLATES},
+        "wrong_penalty": {t: baseline - h[t] for t in variant.wrong_medium_templates},
         "generic_spread": max(h[t] for t in generic) - min(h[t] for t in generic),
         "baseline_rank": 1 + sum(h[t] > baseline for t in pool),
         "pool_size": len(pool),
@@ -149,21 +163,20 @@ def print_table(rows: list[tuple[str, float, float, float]], source: str, n_imag
 
 
 def main_shifted(args: argparse.Namespace) -> None:
-    from ipo_vlm.data.demo import SKETCH_DOMAIN_TEMPLATES, SKETCH_WRONG_DOMAIN_TEMPLATES
-
+    variant = shifted_variant(args.dataset)
     vlm = load_demo("fashion-shifted", weights=args.weights)
-    pixels, labels = shifted_test(args.source)
+    pixels, labels = shifted_test(args.source, variant)
     features = vlm.encode_pixels(pixels)
     generic = read_templates(args.templates)
-    templates = list(dict.fromkeys([*generic, *SKETCH_DOMAIN_TEMPLATES, *SKETCH_WRONG_DOMAIN_TEMPLATES]))
-    rows = template_table(vlm, features, labels, templates)
-    print(f"{vlm.model_id} on sketches")
+    rows = template_table(vlm, features, labels, shifted_templates(variant, generic))
+    print(f"{vlm.model_id} on {variant.name} ({variant.rendering} images)")
     print_table(rows, args.source, len(labels), sort_by=3)
-    s = shifted_summary(rows, generic)
+    s = shifted_summary(rows, generic, variant)
+    domain = variant.medium_templates[0]
     print(f"'a photo of a {{}}.': H {100 * s['baseline_h']:.1f}, rank {s['baseline_rank']} of {s['pool_size']} "
-          f"(the {len(generic)} generic templates + {SKETCH_DOMAIN_TEMPLATES[0]!r})")
+          f"(the {len(generic)} generic templates + {domain!r})")
     print(f"headroom: best {s['best']!r} {100 * s['headroom']:+.1f} H points over 'a photo of a {{}}.'")
-    print(f"domain template {SKETCH_DOMAIN_TEMPLATES[0]!r}: {100 * s['domain_gain']:+.1f} H points")
+    print(f"domain template {domain!r}: {100 * s['domain_gain']:+.1f} H points")
     for template, penalty in s["wrong_penalty"].items():
         print(f"wrong medium {template!r}: {100 * -penalty:+.1f} H points")
     print(f"H spread over the {len(generic)} generic templates (best - worst): {100 * s['generic_spread']:.1f} points")
@@ -176,6 +189,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--condition", choices=("plain", "shifted"), default="plain")
     parser.add_argument("--source", choices=("demo", "debian"), default="demo")
+    parser.add_argument("--dataset", default=None, help="shifted condition: the demo variant (default: demo-blurry)")
     parser.add_argument("--weights", type=Path, default=None, help="another trained image tower (or towers)")
     parser.add_argument("--templates", type=Path, default=None)
     parser.add_argument("--attributes", action="store_true", help="also check the attribute phrases (needs Debian's train split)")

@@ -16,4 +16,4 @@ def test_the_library_example_in_the_readme_runs(tmp_path, monkeypatch, capsys):
     exec(compile(block.group(1), "README.md", "exec"), {})
     printed = capsys.readouterr().out.splitlines()
     assert (tmp_path / "runs" / "notebook-random" / "result.json").is_file()
-    assert "H " in printed[0] and printed[1].startswith("a sketch of a {}.") and printed[2].startswith("a photo of a {}.")
+    assert "H " in printed[0] and printed[1].startswith("a blurry photo of a {}.") and printed[2].startswith("a photo of a {}.")

@@ -30,7 +30,7 @@ def test_demo_runs_the_whole_pipeline_and_prints_the_table(tmp_path, capsys):
     printed = capsys.readouterr().out
     result = json.loads((out / "result.json").read_text())
     # the shifted condition by default, with its random-search control and a top-5 ensemble
-    assert result["steps_done"] == 2 and result["vlm"] == "demo:fashion-shifted" and result["dataset"] == "demo-sketch"
+    assert result["steps_done"] == 2 and result["vlm"] == "demo:fashion-shifted" and result["dataset"] == "demo-blurry"
     assert result["handcrafted"]["template"] != "" and result["baseline"]["template"] == "a photo of a {}."
     assert result["control"]["method"] == "random" and [e["k"] for e in result["ensembles"]] == [5]
     assert "baseline" in printed and "optimized" in printed and "random control" in printed and str(out) in printed
@@ -68,7 +68,7 @@ def test_the_shifted_demo_with_the_offline_model_keeps_its_word_limit(tmp_path, 
     history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
     llm = [h["template"] for h in history if h["source"] == "llm"]
     assert llm and all(word_count(t) <= limit for t in llm)
-    assert "a sketch of a {}." in [h["template"] for h in history if h["step"] == 0]
+    assert "a blurry photo of a {}." in [h["template"] for h in history if h["step"] == 0]
     steps = [json.loads(line) for line in (out / "steps.jsonl").read_text().splitlines()]
     rejected = sum(s["rejected"].get("over the word limit", 0) for s in steps)
     assert result["rejections"].get("over the word limit", 0) == rejected

@@ -2,8 +2,8 @@
 local LLM, the interrogate captioner), then the table of the baseline, the random-search
 control, the optimizer and its ensemble.
 
-Conditions: ``shifted`` (the default) shows the items drawn as sketches to a stand-in VLM in
-which a context word such as "sketch" changes the class embeddings, as it does for CLIP;
+Conditions: ``shifted`` (the default) shows the items out of focus to a stand-in VLM in which a
+context word such as "blurry" changes the class embeddings, as it does for CLIP;
 ``plain`` shows the photos to the first stand-in, whose wording barely matters."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=None, help="run directory (default: runs/demo-<time>)")
     p.add_argument("--llm", default=None, help="swap the LLM (default: the offline local model)")
     p.add_argument("--condition", choices=tuple(CONDITIONS), default="shifted",
-                   help="shifted: sketches and a wording-sensitive stand-in (default); plain: photos and the first stand-in")
+                   help="shifted: blurry photos and a wording-sensitive stand-in (default); plain: photos and the first stand-in")
     p.add_argument("--captioner", default=None, help="captioner spec (default: interrogate; none: no image descriptions)")
     add_run_args(p)
     p.set_defaults(func=run)

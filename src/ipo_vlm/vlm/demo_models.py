@@ -10,7 +10,7 @@ from ipo_vlm.registry import positive_int, takes_options
 from ipo_vlm.registry import text as text_option
 
 #: name -> what it is, for error lines
-MODELS = {"fashion": "the plain demo's model", "fashion-shifted": "the shifted (sketch) condition's model"}
+MODELS = {"fashion": "the plain demo's model", "fashion-shifted": "the shifted condition's model"}
 
 
 @takes_options(weights=text_option, device=text_option, batch_size=positive_int)

@@ -6,9 +6,9 @@ jointly with its own image tower, as CLIP trains both towers. Its pretraining im
 Fashion-MNIST items shown in several media (photo, sketch, negative, blurry, pixelated) with
 web-like captions that sometimes name the medium, sometimes the class, sometimes both
 (``scripts/train_demo_vlm_shifted.py``). The rarer media are mostly captioned with their medium
-word, and the head learns where their images land, so on sketches "a sketch of a {}." classifies
-clearly better than "a photo of a {}." and a wrong medium word worse: a template's context words
-matter on a shifted domain, as they do for CLIP.
+word, and the head learns where their images land, so on out-of-focus items "a blurry photo of
+a {}." classifies clearly better than "a photo of a {}." and a wrong medium word worse: a
+template's context words matter on a shifted domain, as they do for CLIP.
 
 Both towers ship in one safetensors file (``image.*`` and ``text_head.*`` tensors) in
 ``ipo_vlm/assets/demo_vlm_shifted/``, with a sha256 file checked on every load, the attribute
