@@ -1,0 +1,47 @@
+"""The shifted stand-in's measuring tools: the template table and the training-seed table."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=600)
+
+
+def test_template_table_of_the_shifted_condition_names_its_medium():
+    done = _run("scripts/demo_templates.py", "--condition", "shifted")
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "on demo-blurry (blurry images)" in out
+    headroom = re.search(r"headroom: best '([^']+)' ([+-][\d.]+) H points", out)
+    assert headroom and "blur" in headroom.group(1) and float(headroom.group(2)) >= 10.0
+    penalties = [float(x) for x in re.findall(r"wrong medium '[^']+': ([+-][\d.]+) H points", out)]
+    assert len(penalties) == 2 and all(p < 0 for p in penalties)
+
+
+def test_template_table_refuses_a_dataset_that_is_not_shifted():
+    done = _run("scripts/demo_templates.py", "--condition", "shifted", "--dataset", "demo")
+    assert done.returncode != 0 and "not a shifted demo dataset: 'demo'" in done.stderr
+    assert "demo-blurry, demo-sketch" in done.stderr
+
+
+@pytest.mark.skipif(not FASHION.is_dir(), reason="Debian's dataset-fashion-mnist is not installed")
+def test_seed_table_trains_each_seed_and_reports_its_headroom(tmp_path):
+    done = _run("bench/standin_seeds.py", "--seeds", "3,4", "--source", "demo", "--dataset", "demo-sketch",
+                "--out", str(tmp_path), "--", "--images", "1000", "--epochs", "1")
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if re.match(r"\| \d+ \|", line)]
+    assert [row.split("|")[1].strip() for row in rows] == ["3", "4"]
+    assert "--images 1000 --epochs 1" in done.stdout and "sketch test images" in done.stdout
+    assert all(len(row.split("|")) == 9 for row in rows)  # seed, baseline, best, headroom, 2 wrong media, spread
+    assert (tmp_path / "seed3" / "towers.safetensors").is_file() and (tmp_path / "seed4" / "towers.safetensors").is_file()
+    assert re.search(r"headroom over seeds: [+-][\d.]+ ± [\d.]+ \(min [+-][\d.]+\)", done.stdout)
