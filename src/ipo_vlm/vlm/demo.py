@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -100,6 +100,23 @@ def _verify_checksum(weights: Path, checksum_file: Path) -> str:
     return actual
 
 
+def read_checked_weights(weights: Path, checksum_file: Path, build: Callable[[dict[str, str], dict[str, Any]], None]) -> str:
+    """Verify a demo model's safetensors file against its checksum, read its metadata and tensors
+    and hand both to ``build`` (which makes the modules and loads the state); returns the sha256.
+    A missing, corrupted or unloadable file is a ``BackendError`` that names it."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file, safe_open
+
+    digest = _verify_checksum(weights, checksum_file)
+    try:
+        with safe_open(str(weights), framework="pt") as f:
+            meta = f.metadata() or {}
+        build(meta, load_file(str(weights)))
+    except (SafetensorError, KeyError, ValueError, RuntimeError) as exc:
+        raise BackendError(f"demo VLM weights {weights} cannot be loaded: {exc}") from exc
+    return digest
+
+
 def _to_gray28(image: "Image.Image") -> "np.ndarray":
     """(28, 28) float32 in [0, 1]; see the module docstring for non-Fashion-MNIST images."""
     import numpy as np
@@ -170,6 +187,20 @@ class ImageTowerMixin:
     _torch: Any
     _tower: Any
 
+    def _finish_loading(self, name: str, digest: str, weights: Path, text_dir: Path | None) -> None:
+        """After the modules are built: eval mode, the model id, the attribute vocabulary beside
+        the weights and the frozen sentence encoder."""
+        import torch
+
+        self._tower.eval()
+        self._torch = torch
+        self.model_id = f"demo:{name}@{digest[:16]}"
+        # The phrases this tower was trained to recognise; the interrogate captioner prefers a
+        # VLM's own vocabulary over the generic one (colours mean nothing on grayscale images).
+        vocabulary = weights.parent / "attributes.json"
+        self.attribute_vocabulary: str | None = str(vocabulary) if vocabulary.is_file() else None
+        self._text = MiniLMTextTower(text_dir)
+
     def encode_pixels(self, pixels: "np.ndarray") -> "np.ndarray":
         """(n, 28, 28) float32 in [0, 1] -> (n, 384) float32, L2-normalised."""
         import numpy as np
@@ -199,29 +230,13 @@ class DemoFashionVLM(ImageTowerMixin):
     max_text_tokens = TEXT_MAX_TOKENS
 
     def __init__(self, weights: Path, checksum_file: Path, text_dir: Path | None = None) -> None:
-        import torch
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file, safe_open
-
-        digest = _verify_checksum(weights, checksum_file)
-        try:
-            with safe_open(str(weights), framework="pt") as f:
-                meta = f.metadata() or {}
-            state = load_file(str(weights))
-            arch = json.loads(meta["arch"])
+        def build(meta: dict[str, str], state: dict[str, Any]) -> None:
             self.logit_scale = float(meta["logit_scale"])
-            self._tower = build_image_tower(arch)
+            self._tower = build_image_tower(json.loads(meta["arch"]))
             self._tower.load_state_dict(state)
-        except (SafetensorError, KeyError, ValueError, RuntimeError) as exc:
-            raise BackendError(f"demo VLM weights {weights} cannot be loaded: {exc}") from exc
-        self._tower.eval()
-        self._torch = torch
-        self.model_id = f"demo:fashion@{digest[:16]}"
-        # The phrases this tower was trained to recognise; the interrogate captioner prefers a
-        # VLM's own vocabulary over the generic one (colours mean nothing on grayscale images).
-        vocabulary = weights.parent / "attributes.json"
-        self.attribute_vocabulary: str | None = str(vocabulary) if vocabulary.is_file() else None
-        self._text = MiniLMTextTower(text_dir)
+
+        digest = read_checked_weights(weights, checksum_file, build)
+        self._finish_loading("fashion", digest, weights, text_dir)
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Word pieces per text including [CLS] and [SEP], without truncation."""

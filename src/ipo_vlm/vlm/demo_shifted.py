@@ -25,15 +25,13 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ipo_vlm.errors import BackendError
 from ipo_vlm.vlm.demo import (
     DEFAULT_ARCH,
     PREPROCESS_ID,
     TEXT_MAX_TOKENS,
     ImageTowerMixin,
-    MiniLMTextTower,
-    _verify_checksum,
     build_image_tower,
+    read_checked_weights,
 )
 
 if TYPE_CHECKING:
@@ -90,29 +88,17 @@ class DemoShiftedVLM(ImageTowerMixin):
     max_text_tokens = TEXT_MAX_TOKENS
 
     def __init__(self, weights: Path, checksum_file: Path, text_dir: Path | None = None) -> None:
-        import torch
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file, safe_open
-
-        digest = _verify_checksum(weights, checksum_file)
-        try:
-            with safe_open(str(weights), framework="pt") as f:
-                meta = f.metadata() or {}
-            image_state, text_state = split_state(load_file(str(weights)))
+        def build(meta: dict[str, str], state: dict[str, Any]) -> None:
+            image_state, text_state = split_state(state)
             self.logit_scale = float(meta["logit_scale"])
             self._tower = build_image_tower(json.loads(meta["arch"]))
             self._tower.load_state_dict(image_state)
             self._head = build_text_head(json.loads(meta["text_arch"]))
             self._head.load_state_dict(text_state)
-        except (SafetensorError, KeyError, ValueError, RuntimeError) as exc:
-            raise BackendError(f"demo VLM weights {weights} cannot be loaded: {exc}") from exc
-        self._tower.eval()
-        self._head.eval()
-        self._torch = torch
-        self.model_id = f"demo:{NAME}@{digest[:16]}"
-        vocabulary = weights.parent / "attributes.json"
-        self.attribute_vocabulary: str | None = str(vocabulary) if vocabulary.is_file() else None
-        self._text = MiniLMTextTower(text_dir)
+            self._head.eval()
+
+        digest = read_checked_weights(weights, checksum_file, build)
+        self._finish_loading(NAME, digest, weights, text_dir)
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Word pieces per text including [CLS] and [SEP], without truncation."""
