@@ -71,6 +71,8 @@ from ipo_vlm.vlm.demo_shifted import (
     shifted_assets_dir,
 )
 
+from train_demo_vlm import canonical_safetensors  # noqa: E402  (a sibling in scripts/)
+
 log = logging.getLogger("train_demo_vlm_shifted")
 
 CLASSNAMES = list(DEMO_CLASSNAMES)
@@ -250,15 +252,6 @@ def vocabulary() -> dict:
         "sentence": "{} of a " + GENERIC + ".",
         "groups": {"medium": [MEDIUM_PHRASES[m] for m in MEDIA]},
     }
-
-
-def canonical_safetensors(data: bytes) -> bytes:
-    """The same file with its JSON header's keys sorted, so identical trainings give identical
-    bytes (safetensors writes the metadata in hash-map order)."""
-    n = int.from_bytes(data[:8], "little")
-    header = json.dumps(json.loads(data[8 : 8 + n]), sort_keys=True, separators=(",", ":")).encode()
-    header += b" " * (-len(header) % 8)
-    return len(header).to_bytes(8, "little") + header + data[8 + n :]
 
 
 def save(out: Path, tower: nn.Module, head: nn.Module, scale: float, args: argparse.Namespace) -> Path:
