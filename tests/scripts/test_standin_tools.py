@@ -45,3 +45,13 @@ def test_seed_table_trains_each_seed_and_reports_its_headroom(tmp_path):
     assert all(len(row.split("|")) == 9 for row in rows)  # seed, baseline, best, headroom, 2 wrong media, spread
     assert (tmp_path / "seed3" / "towers.safetensors").is_file() and (tmp_path / "seed4" / "towers.safetensors").is_file()
     assert re.search(r"headroom over seeds: [+-][\d.]+ ± [\d.]+ \(min [+-][\d.]+\)", done.stdout)
+
+
+@pytest.mark.skipif(not FASHION.is_dir(), reason="Debian's dataset-fashion-mnist is not installed")
+def test_training_script_rebuilds_the_shipped_shifted_model_byte_for_byte(tmp_path):
+    from ipo_vlm.vlm.demo_shifted import CHECKSUM_NAME, WEIGHTS_NAME, shifted_assets_dir
+
+    done = _run("scripts/train_demo_vlm_shifted.py", "--out", str(tmp_path), "--no-check")
+    assert done.returncode == 0, done.stderr
+    for name in (WEIGHTS_NAME, CHECKSUM_NAME, "attributes.json"):
+        assert (tmp_path / name).read_bytes() == (shifted_assets_dir() / name).read_bytes(), name
