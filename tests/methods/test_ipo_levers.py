@@ -174,3 +174,35 @@ def test_templates_from_descriptions_skip_what_cannot_be_a_template():
     assert templates_from_descriptions(texts, "clothing item", k=1) == ["a sketch of a {}."]
     with pytest.raises(ConfigError, match="description_seeds"):
         preset("demo").updated(optimize={"description_seeds": -1})
+
+
+class PhotoOfClothingCaptioner(ClassNamingCaptioner):
+    """Says what the fake VLM's images hold: the class, "photo" and "clothing"."""
+
+    model_id = "photo-of-clothing-captioner"
+
+    def sentence(self, name, index):
+        return f"Photo, clothing, {name}."
+
+
+def test_a_kept_description_seed_is_not_called_the_baseline(tmp_path, capsys):
+    from ipo_vlm.cli.optimize import print_result
+
+    # long candidates full of words the fake VLM's images lack: the seed stays the best
+    answer = ("1. a <CLASS> beside seven wooden garden tools, two buckets and a ladder.\n"
+              "2. an old map of harbours, rivers and mountains behind a <CLASS>.\n"
+              "3. a <CLASS> under rain, thunder, wind and falling autumn leaves.")
+    config = preset("demo").updated(
+        data={"dataset": "fake", "shots": 4}, vlm="fake", captioner={"spec": "photo-of-clothing"},
+        optimize={"steps": 1, "candidates": 3, "memory_size": 6, "select_on": "train", "control": "none",
+                  "ensemble": 0, "description_seeds": 1},
+    )
+    ds = FakeDataset()
+    vlm = FakeVLM(ds.info.classnames, noise=0.5)  # little noise: the words decide
+    result = optimize(config, tmp_path / "run", backends=Backends(ds, vlm, ScriptedLLM([answer]),
+                                                                   PhotoOfClothingCaptioner(ds.info.classnames)))
+    assert (result.best_template, result.best_source, result.best_step) == ("Photo, clothing, {}.", "seed", 0)
+    assert not result.baseline_kept
+    print_result(result, tmp_path / "run")
+    printed = capsys.readouterr().out
+    assert "the seed made from the image descriptions was kept" in printed and "the baseline was kept" not in printed

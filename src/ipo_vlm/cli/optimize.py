@@ -195,6 +195,9 @@ def print_result(result: Any, out: Path) -> None:
               f"(one split: compare over seeds before concluding)")
     if result.get("baseline_kept"):
         print(f"no candidate beat the seeds by the selection rule ({result['select_on']}): the baseline was kept")
+    elif result.get("best_source") == "seed" and result.get("method") not in ("handcrafted", "ensemble80"):
+        print(f"no new candidate beat the seeds by the selection rule ({result['select_on']}): "
+              f"the seed made from the image descriptions was kept")
     rate = result.get("valid_rate")
     rate_text = f"{100 * rate:.0f}% of {result['candidates_returned']}" if rate is not None else "n/a"
     print(

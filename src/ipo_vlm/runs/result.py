@@ -56,8 +56,9 @@ class RunResult:
     llm: str
     method: str = "ipo"
     empty_steps: int = 0
-    #: the selected template is one of the seeds ("a photo of a {}." or the dataset's own): the
-    #: search found nothing better by the selection rule
+    #: the selected template is a baseline seed ("a photo of a {}." or the dataset's own): the
+    #: search found nothing better by the selection rule (a seed made from the image descriptions
+    #: is not a baseline: ``best_source`` says "seed" and this stays False)
     baseline_kept: bool = False
     #: ensembles evaluated beside the single template: {k, templates, base_acc, novel_acc, hm}
     ensembles: list[dict[str, Any]] = field(default_factory=list)
@@ -176,6 +177,7 @@ def build_result(
         vlm=config.vlm,
         llm=config.llm.spec,
         method=config.method,
-        baseline_kept=best.source == "seed" and config.method not in ("handcrafted", "ensemble80"),
+        baseline_kept=(best.source == "seed" and best.template in (BASELINE_TEMPLATE, handcrafted)
+                       and config.method not in ("handcrafted", "ensemble80")),
         ensembles=ensembles,
     )
