@@ -250,7 +250,9 @@ PRESETS: dict[str, RunConfig] = {
 # condition first showed: the paper's meta-prompt lost to its random control there (IPO - random
 # -3.02 +- 3.94 H, 1/10 wins: long drifting templates, descriptions ignored); with three seed
 # templates from the image descriptions, edits of the best and a 16-word limit it won (+2.92 +-
-# 3.18 H, 9/10 wins). Their figures on the out-of-focus items are in the README.
+# 3.18 H, 9/10 wins). On the out-of-focus items: +3.60 +- 2.83 H, 10/10 wins, all of it from the
+# description seed "a blurry photo of a {}." (selected on every split); without descriptions the
+# LLM lost on every split (-8.31 +- 4.97). README: "Does the LLM beat chance?".
 PRESETS["demo-shifted"] = PRESETS["demo"].updated(
     data={"dataset": "demo-blurry"},
     vlm="demo:fashion-shifted",
