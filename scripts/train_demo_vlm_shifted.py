@@ -282,21 +282,16 @@ def save(out: Path, tower: nn.Module, head: nn.Module, scale: float, args: argpa
 def quick_check(weights: Path) -> None:
     """Zero-shot base/novel/H on the shifted condition's medium over the full test split, for a
     few telling templates."""
+    from demo_templates import template_table  # a sibling in scripts/
     from ipo_vlm.data.demo import SHIFTED
 
     vlm = load_shifted(weights)
     images, labels = read_fashion_mnist("test")
     feats = vlm.encode_pixels(render(SHIFTED.rendering, images).astype(np.float32) / 255.0)
-    labels = labels.astype(np.int64)
-    for template in ("a photo of a {}.", "a {}.", SHIFTED.medium_templates[0], *SHIFTED.wrong_medium_templates):
-        texts = vlm.encode_texts([template.replace("{}", c) for c in CLASSNAMES])
-        accs = []
-        for lo in (0, 5):
-            sel = (labels >= lo) & (labels < lo + 5)
-            accs.append(float(((feats[sel] @ texts[lo : lo + 5].T).argmax(1) + lo == labels[sel]).mean()))
-        hm = 2 * accs[0] * accs[1] / max(accs[0] + accs[1], 1e-9)
+    templates = ["a photo of a {}.", "a {}.", SHIFTED.medium_templates[0], *SHIFTED.wrong_medium_templates]
+    for template, base, novel, hm in template_table(vlm, feats, labels.astype(np.int64), templates):
         log.info("%s test, %-28s base %5.1f  novel %5.1f  H %5.1f", SHIFTED.rendering, repr(template),
-                 100 * accs[0], 100 * accs[1], 100 * hm)
+                 100 * base, 100 * novel, 100 * hm)
 
 
 def main() -> None:
