@@ -186,6 +186,8 @@ def result_rows(result: dict[str, Any]) -> list[str]:
 
 def print_result(result: Any, out: Path) -> None:
     """The baseline vs optimized table (percentages) and where the run lives."""
+    from ipo_vlm.methods.fixed import FIXED_METHODS
+
     result = result.to_dict()
     print()
     print("\n".join(result_rows(result)))
@@ -195,7 +197,7 @@ def print_result(result: Any, out: Path) -> None:
               f"(one split: compare over seeds before concluding)")
     if result.get("baseline_kept"):
         print(f"no candidate beat the seeds by the selection rule ({result['select_on']}): the baseline was kept")
-    elif result.get("best_source") == "seed" and result.get("method") not in ("handcrafted", "ensemble80"):
+    elif result.get("best_source") == "seed" and result.get("method") not in FIXED_METHODS:
         print(f"no new candidate beat the seeds by the selection rule ({result['select_on']}): "
               f"the seed made from the image descriptions was kept")
     rate = result.get("valid_rate")

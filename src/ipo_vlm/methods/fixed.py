@@ -51,6 +51,11 @@ class Ensemble80:
         return outcome
 
 
+#: the methods whose templates are fixed in advance: their selected template is a seed by design,
+#: never "the baseline kept" nor a seed a search failed to beat
+FIXED_METHODS = (Handcrafted.name, Ensemble80.name)
+
+
 def load_handcrafted(name: str = "", **_: Any) -> Handcrafted:
     return Handcrafted()
 

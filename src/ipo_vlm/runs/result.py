@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from ipo_vlm.engine.evaluate import EvalScores
 from ipo_vlm.methods.base import MethodOutcome, StepRecord
+from ipo_vlm.methods.fixed import FIXED_METHODS
 from ipo_vlm.prompting.placeholders import BASELINE_TEMPLATE
 from ipo_vlm.runs.select import rank
 from ipo_vlm.scored import ScoredTemplate
@@ -178,6 +179,6 @@ def build_result(
         llm=config.llm.spec,
         method=config.method,
         baseline_kept=(best.source == "seed" and best.template in (BASELINE_TEMPLATE, handcrafted)
-                       and config.method not in ("handcrafted", "ensemble80")),
+                       and config.method not in FIXED_METHODS),
         ensembles=ensembles,
     )
