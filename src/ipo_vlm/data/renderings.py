@@ -2,8 +2,9 @@
 
 The shifted demo (``--dataset demo-blurry``) shows Fashion-MNIST items out of focus
 (``demo-sketch`` as pencil-like sketches), and its stand-in VLM (``demo:fashion-shifted``) was
-pretrained on items shown in every medium here. Each rendering is a pure function of the uint8 pixels (numpy only, no randomness), so the
-bundled dataset and the VLM's training images can be rebuilt byte for byte.
+pretrained on items shown in every medium here. Each rendering is a pure function of the uint8
+pixels (numpy only, no randomness), so the bundled datasets and the VLM's training images can be
+rebuilt byte for byte.
 """
 
 from __future__ import annotations
