@@ -11,8 +11,9 @@ and their harmonic mean H, on a Fashion-MNIST test split.
 ``--condition shifted`` measures ``demo:fashion-shifted`` on the shifted condition's images
 (``demo-blurry``; ``--dataset demo-sketch`` for sketches) over the same 30 templates plus the
 dataset's medium templates and wrong-medium ones (``ipo_vlm.data.demo``), and prints the
-headroom (best template's H minus "a photo of a {}."'s), the wrong-medium penalty and the spread; ``--attributes`` then checks that the medium phrases of the model's
-vocabulary name the rendering of test images in every medium.
+headroom (best template's H minus "a photo of a {}."'s), the wrong-medium penalty and the spread;
+``--attributes`` then checks that the medium phrases of the model's vocabulary name the
+rendering of test images in every medium.
 """
 
 from __future__ import annotations
