@@ -51,7 +51,12 @@ def test_seed_table_trains_each_seed_and_reports_its_headroom(tmp_path):
 def test_training_script_rebuilds_the_shipped_shifted_model_byte_for_byte(tmp_path):
     from ipo_vlm.vlm.demo_shifted import CHECKSUM_NAME, WEIGHTS_NAME, shifted_assets_dir
 
-    done = _run("scripts/train_demo_vlm_shifted.py", "--out", str(tmp_path), "--no-check")
+    done = _run("scripts/train_demo_vlm_shifted.py", "--out", str(tmp_path))
     assert done.returncode == 0, done.stderr
+    # its zero-shot check on the shifted medium names the medium template and the wrong ones
+    checked = re.findall(r"blurry test, '([^']+)'\s+base\s+[\d.]+\s+novel\s+[\d.]+\s+H\s+([\d.]+)", done.stderr)
+    h = {template: float(value) for template, value in checked}
+    assert set(h) == {"a photo of a {}.", "a {}.", "a blurry photo of a {}.", "a negative photo of a {}.", "a sketch of a {}."}
+    assert h["a blurry photo of a {}."] > h["a photo of a {}."]
     for name in (WEIGHTS_NAME, CHECKSUM_NAME, "attributes.json"):
         assert (tmp_path / name).read_bytes() == (shifted_assets_dir() / name).read_bytes(), name
