@@ -4,7 +4,9 @@ Every case is a separate process (``python -m ipo_vlm.cli.main ...``) in a scrat
 with its own ``IPO_CACHE_DIR`` and no API key, so nothing here needs a network or real weights.
 A mistake should end with exit status 2 and exactly one line on stderr (stage lines such as
 ``ipo: encoding ...`` and progress bars are not counted as error lines); a case marked ``warn``
-should succeed and print a warning.
+should succeed and print a warning; a case marked ``quiet`` (output to a reader that is gone) should
+end without a word on stderr. A case that changes files it must not touch is "lost work", one that
+doubles the ``ipo:`` prefix or echoes a line of over 400 characters "unclear".
 
     PYTHONPATH=src python scripts/bad_input_sweep.py            # table + counts
     PYTHONPATH=src python scripts/bad_input_sweep.py -v -k out  # only cases naming "out", with stderr
@@ -23,6 +25,10 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bad_input_cases import cases2, setup2  # noqa: E402
 
 
 @dataclass
@@ -33,6 +39,10 @@ class Case:
     env: dict[str, str] | None = None
     must: str | None = None  # a regex the error (or warning) line must match: the right reason
     max_s: float | None = None  # slower than this counts as "slow"
+    prep: Callable[[], None] | None = None  # run before the case (e.g. copy a run and damage it)
+    guard: str | None = None  # a folder whose files must be unchanged afterwards ("lost work")
+    user: int | None = None  # run as this uid (one without a passwd entry)
+    stdout: str | None = None  # "closed-pipe" (reader gone), "closed" (no fd 1) or a file path
 
 
 def _png(path: Path, shade: int) -> None:
@@ -90,14 +100,23 @@ def setup(tmp: Path) -> dict[str, str]:
     )
     if proc.returncode != 0:
         sys.exit(f"setup run failed:\n{proc.stderr}")
-    return {"afile": str(afile), "script": f"scripted:{script}", "run": str(run), "tmp": str(tmp)}
+    s = {"afile": str(afile), "script": f"scripted:{script}", "run": str(run), "tmp": str(tmp)}
+    return s | setup2(tmp, s, lambda args: _cli(tmp, args))
 
 
 def _env(tmp: Path, **extra: str) -> dict[str, str]:
+    """The environment of a case: no API key, a scratch cache; ``""`` in ``extra`` removes a variable."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "IPO_"))}
     env["IPO_CACHE_DIR"] = str(tmp / "cache")
     env.update(extra)
-    return env
+    return {k: v for k, v in env.items() if v != ""}
+
+
+def _cli(tmp: Path, args: list[str]) -> None:
+    proc = subprocess.run([sys.executable, "-m", "ipo_vlm.cli.main", *args], cwd=tmp, env=_env(tmp),
+                          capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        sys.exit(f"setup command {args[:2]} failed:\n{proc.stderr}")
 
 
 def cases(s: dict[str, str]) -> list[Case]:
@@ -220,6 +239,7 @@ def cases(s: dict[str, str]) -> list[Case]:
         Case("backends --check-llm openai without key", ["backends", "--check-llm", "openai:gpt-4o-mini"]),
         Case("backends --check-llm local?n_ctx=-5", ["backends", "--check-llm", "local?n_ctx=-5"], must="n_ctx"),
         Case("unknown command", ["nosuchcommand"]),
+        *cases2(s, Case),
     ]
 
 
@@ -237,9 +257,13 @@ def error_lines(stderr: str) -> list[str]:
 
 
 def classify(case: Case, rc: int, stdout: str, stderr: str, seconds: float) -> str:
-    if "Traceback (most recent call last)" in stderr:
+    if "Traceback (most recent call last)" in stderr or "Exception ignored" in stderr:
         return "traceback"
     lines = error_lines(stderr)
+    if any(line.startswith("ipo: ipo:") or len(line) > 400 for line in stderr.splitlines()):
+        return "unclear"  # a doubled prefix, or kilobytes of the input echoed back
+    if case.expect == "quiet":
+        return "quiet" if not lines and rc in (0, 141) else ("several lines" if lines else f"exit {rc}")
     if case.expect == "warn" and rc == 0:
         warnings = [l for l in (stdout + "\n" + stderr).splitlines() if "warning" in l.lower()]
         if case.must:
@@ -258,6 +282,47 @@ def classify(case: Case, rc: int, stdout: str, stderr: str, seconds: float) -> s
     return f"exit {rc}"
 
 
+def _digests(folder: str | None) -> dict[str, str]:
+    import hashlib
+
+    if not folder or not Path(folder).is_dir():
+        return {}
+    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(Path(folder).rglob("*")) if p.is_file()}
+
+
+def run_case(case: Case, tmp: Path, timeout: float) -> tuple[int, str, str, float, str | None]:
+    """(exit status, stdout, stderr, seconds, lost-work note) of one case; -1 = timed out."""
+    if case.prep:
+        case.prep()
+    before = _digests(case.guard)
+    env = _env(tmp, **(case.env or {}))
+    cmd = [sys.executable, "-m", "ipo_vlm.cli.main", *case.args]
+    out_target: object = subprocess.PIPE
+    if case.stdout == "closed":
+        cmd = ["bash", "-c", 'exec "$@" >&-', "sweep", *cmd]
+    elif case.stdout and case.stdout != "closed-pipe":
+        out_target = open(case.stdout, "w")  # noqa: SIM115
+    t0 = time.perf_counter()
+    cwd = "/" if case.user is not None else tmp
+    try:
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out_target, stderr=subprocess.PIPE, text=True,
+                                user=case.user)
+        if case.stdout == "closed-pipe":
+            proc.stdout.close()  # the reader is gone before the first line is written (`| head -0`)
+            err = proc.stderr.read()
+            rc, out = proc.wait(timeout=timeout), ""
+        else:
+            out, err = proc.communicate(timeout=timeout)
+            rc = proc.returncode
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        rc, out, err = -1, "", ""
+    seconds = time.perf_counter() - t0
+    after = _digests(case.guard)
+    lost = [p for p, d in before.items() if after.get(p) != d]
+    return rc, out or "", err or "", seconds, (f"changed: {', '.join(Path(p).name for p in lost)}" if lost else None)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-k", default=None, help="only cases whose name contains this")
@@ -273,23 +338,15 @@ def main() -> int:
         counts: Counter[str] = Counter()
         print(f"{'case':<46}{'rc':>4}{'lines':>6}{'s':>6}  outcome")
         for case in selected:
-            env = _env(tmp, **(case.env or {}))
-            t0 = time.perf_counter()
-            try:
-                proc = subprocess.run([sys.executable, "-m", "ipo_vlm.cli.main", *case.args], cwd=tmp, env=env,
-                                      capture_output=True, text=True, timeout=args.timeout)
-                rc, out, err = proc.returncode, proc.stdout, proc.stderr
-            except subprocess.TimeoutExpired as e:
-                rc, out, err = -1, "", (e.stderr or b"").decode() if isinstance(e.stderr, bytes) else (e.stderr or "")
-            seconds = time.perf_counter() - t0
-            outcome = "timeout" if rc == -1 else classify(case, rc, out, err, seconds)
+            rc, out, err, seconds, lost = run_case(case, tmp, args.timeout)
+            outcome = "timeout" if rc == -1 else "lost work" if lost else classify(case, rc, out, err, seconds)
             counts[outcome] += 1
             lines = error_lines(err)
-            first = lines[0][:90] if lines else ""
-            print(f"{case.name:<46}{rc:>4}{len(lines):>6}{seconds:>6.1f}  {outcome:<15} {first}")
+            first = lost or (lines[0][:90] if lines else "")
+            print(f"{case.name:<46}{rc:>4}{len(lines):>6}{seconds:>6.1f}  {outcome:<15} {first}", flush=True)
             if args.v:
                 print("    " + "\n    ".join(err.splitlines()[-15:]))
-        good = counts["one line"] + counts["warned"]
+        good = counts["one line"] + counts["warned"] + counts["quiet"]
         print(f"\n{len(selected)} cases: " + ", ".join(f"{k} {v}" for k, v in counts.most_common()))
         print(f"as intended (one line + exit 2, or a warning where due): {good}/{len(selected)}")
     return 0

@@ -55,11 +55,15 @@ def test_jsonl_survives_a_torn_tail(tmp_path):
     assert [r["a"] for r in read_jsonl(path)] == [1, 2, 4]
 
 
-def test_jsonl_corruption_in_the_middle_is_an_error(tmp_path):
+def test_jsonl_lines_damaged_by_hand_are_skipped_with_a_warning_naming_file_and_line(tmp_path, caplog):
     path = tmp_path / "h.jsonl"
-    path.write_text('{"a": 1}\nnot json\n{"a": 2}\n')
-    with pytest.raises(json.JSONDecodeError):
-        list(read_jsonl(path))
+    path.write_text('{"a": 1}\nnot json\n[1, 2]\n{"a": 2}\n')
+    with caplog.at_level("WARNING"):
+        assert [r["a"] for r in read_jsonl(path)] == [1, 2]
+        list(read_jsonl(path))  # read again: warned once per line, not per read
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 2
+    assert f"line 2 of {path}" in warnings[0] and f"line 3 of {path}" in warnings[1]
 
 
 def test_atomic_write_replaces_whole_file(tmp_path):

@@ -37,6 +37,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"{item.path}: {labels}", flush=True)
 
     if args.csv is not None:
+        from ipo_vlm.io.paths import check_output_path
+
+        check_output_path(args.csv, "--csv", inputs=tuple(args.images))
         _check_writable(args.csv)
     result = classify_images(args.run, args.images, ensemble=args.ensemble, top=args.top, report=report,
                              vlm_options=vlm_options(args))

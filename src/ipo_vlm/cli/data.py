@@ -26,12 +26,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ipo_vlm.data import load_dataset, make_split
-    from ipo_vlm.io.paths import ensure_writable_file
+    from ipo_vlm.io.paths import check_output_path, ensure_writable_file
 
     if args.out:
-        ensure_writable_file(args.out, "--out")  # before any work, not after it
+        check_output_path(args.out, "--out")
     ds = load_dataset(args.dataset, args.data_root, template=args.template, domain=args.domain,
                       classnames_file=args.classnames)
+    if args.out:  # before any work, not after it; a split file inside a folder dataset would join its data
+        check_output_path(args.out, "--out", data_root=getattr(ds, "image_dir", None))
+        ensure_writable_file(args.out, "--out")
     split = make_split(ds, shots=args.shots, seed=args.seed, strict=args.strict_shots)
     if args.check_images:
         for name in ("train", "val", "train_novel"):

@@ -29,6 +29,10 @@ def run(args: argparse.Namespace) -> int:
     from ipo_vlm.io.jsonio import atomic_write_bytes
     from ipo_vlm.runs.export import export_run
 
+    from ipo_vlm.io.paths import check_output_path
+
+    if args.out is not None:
+        check_output_path(args.out, "--out")
     text = export_run(args.rundir, args.fmt, args.ensemble)
     if args.out is None:
         sys.stdout.write(text)

@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if sys.stdout is None:
+        # started with stdout closed (``ipo ... >&-``): what would be printed is dropped
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -52,15 +55,85 @@ def main(argv: list[str] | None = None) -> int:
         # Model loading draws its own progress bars on stderr; ours are enough.
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        _flush_stdout()
+        return code
     except IpoError as e:
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        print(f"ipo: error: {msg}", file=sys.stderr)
-        return 2
+        return _fail(str(e).strip() or type(e).__name__)
+    except BrokenPipeError:
+        return _quiet_exit()
+    except OSError as e:
+        _settle_stdout()
+        return _fail(os_error_line(e))
     except KeyboardInterrupt:
-        print("ipo: interrupted", file=sys.stderr)
+        resume = ""
+        if args.command in ("optimize", "demo"):
+            resume = f"; continue it with: ipo {args.command} --out {getattr(args, 'out', None) or 'RUNDIR'} --resume"
+        print(f"ipo: interrupted{resume}", file=sys.stderr)
         return 130
 
+
+#: the longest error line printed; a message that quotes a user's input is cut in the middle
+MAX_LINE = 300
+
+
+def shorten(text: str, limit: int = MAX_LINE) -> str:
+    """The first line of ``text``, at most ``limit`` characters (the middle elided)."""
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    if len(line) <= limit:
+        return line
+    keep = (limit - 5) // 2
+    return f"{line[:keep]} ... {line[-keep:]}"
+
+
+def _fail(message: str) -> int:
+    message = message.removeprefix("ipo: ").removeprefix("error: ")
+    try:
+        print(f"ipo: error: {shorten(message)}", file=sys.stderr)
+    except (OSError, ValueError):
+        pass  # stderr itself is gone: the exit status is all that is left to say it
+    return 2
+
+
+def os_error_line(e: OSError) -> str:
+    """One line for an OS error the user can fix: what failed, where, and why."""
+    import errno
+
+    where = f" {e.filename}" if getattr(e, "filename", None) else ""
+    reason = e.strerror or str(e) or type(e).__name__
+    hint = {errno.ENOSPC: "free some space (or point IPO_CACHE_DIR / --out elsewhere)",
+            errno.EDQUOT: "free some space (or point IPO_CACHE_DIR / --out elsewhere)",
+            errno.EACCES: "check the permissions, or choose another --out / IPO_CACHE_DIR",
+            errno.EPERM: "check the permissions, or choose another --out / IPO_CACHE_DIR",
+            errno.EROFS: "the file system is read-only; choose another --out / IPO_CACHE_DIR"}.get(e.errno or 0)
+    return f"cannot write or read{where}: {reason}" + (f"; {hint}" if hint else "")
+
+
+def _flush_stdout() -> None:
+    """Output still buffered is written here, inside the error boundary, not at interpreter exit
+    (where a full disk or a closed pipe would print a traceback-like message)."""
+    if sys.stdout is not None:
+        sys.stdout.flush()
+
+
+def _settle_stdout() -> None:
+    """After an OS error stdout may hold bytes it can never write (a full disk): drop them, so
+    that the interpreter's exit does not fail a second time."""
+    try:
+        _flush_stdout()
+    except (OSError, ValueError):
+        _quiet_exit()
+
+
+def _quiet_exit() -> int:
+    """The reader of stdout went away (``ipo ... | head -1``): stop without a word, as Unix
+    tools do, and keep Python from complaining about the unflushable stream at exit."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, AttributeError, ValueError):
+        pass
+    return 141  # 128 + SIGPIPE, the status of a producer whose reader closed the pipe
 
 if __name__ == "__main__":
     sys.exit(main())

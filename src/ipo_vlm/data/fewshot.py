@@ -128,7 +128,12 @@ def load_split(path: str | Path, ds: Dataset) -> TaskSplit:
         raise DataError(f"split file not found: {path}") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise DataError(f"cannot read split file {path}: {e}") from None
-    return TaskSplit.from_json(raw, ds)
+    if not isinstance(raw, dict):
+        raise DataError(f"{path} is not a split file (it holds a JSON {type(raw).__name__})")
+    try:
+        return TaskSplit.from_json(raw, ds)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+        raise DataError(f"{path} is not a usable split file ({type(e).__name__}: {e}); was it edited by hand?") from None
 
 
 def base_novel_labels(n_classes: int) -> tuple[tuple[int, ...], tuple[int, ...]]:

@@ -43,33 +43,98 @@ def list_dir(path: Path) -> list[tuple[str, bool]]:
 
 
 def open_rgb(path: Path) -> "Image.Image":
-    """Decode an image file fully (so truncation shows up here, not later) as RGB."""
-    from PIL import Image, UnidentifiedImageError
+    """Decode an image file fully (so truncation shows up here, not later) as RGB. 16-bit images
+    are scaled to 8 bits (not clipped at 255); an image too large to decode safely (PIL's
+    decompression-bomb limit) is a ``DataError`` naming the file, like any unreadable one."""
+    from PIL import Image
 
     if not path.is_file():
         raise DataError(f"image not found: {path}")
     try:
         with Image.open(path) as im:
             im.load()
-            return im.convert("RGB")
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise DataError(f"cannot read image {path}: {reason}") from None
+            return to_rgb(im)
+    except _image_errors() as e:
+        raise DataError(f"cannot read image {path}: {_reason(e)}") from None
+
+
+def _image_errors() -> tuple[type[BaseException], ...]:
+    from PIL import Image, UnidentifiedImageError
+
+    return (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError, MemoryError)
+
+
+def _reason(e: BaseException) -> str:
+    from PIL import Image
+
+    if isinstance(e, Image.DecompressionBombError):
+        return f"too large to decode safely ({str(e).split('pixels')[0].strip()} pixels)"
+    return str(e).splitlines()[0] if str(e) else type(e).__name__
+
+
+#: PIL modes of more than 8 bits per channel, which ``convert("RGB")`` would clip at 255
+_WIDE_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
+
+
+def to_rgb(im: "Image.Image") -> "Image.Image":
+    """``im`` as 8-bit RGB; 16-bit (and 32-bit integer or float) grey images are scaled by their
+    bit depth, not clipped."""
+    if im.mode not in _WIDE_MODES:
+        return im.convert("RGB")
+    import numpy as np
+    from PIL import Image
+
+    a = np.asarray(im, dtype=np.float64)
+    if im.mode == "F":
+        top = 1.0 if a.size and float(np.nanmax(a)) <= 1.0 else 255.0
+    else:
+        top = 65535.0 if im.mode.startswith("I;16") or (a.size and float(a.max()) > 255) else 255.0
+    grey = np.clip(np.rint(np.nan_to_num(a) * (255.0 / top)), 0, 255).astype(np.uint8)
+    return Image.fromarray(grey, mode="L").convert("RGB")
 
 
 def verify_image(path: Path) -> None:
     """A cheap check that ``path`` is a readable image (its header and structure, without
     decoding the pixels); a ``DataError`` naming the file otherwise."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     if not path.is_file():
         raise DataError(f"image not found: {path}")
     try:
         with Image.open(path) as im:
             im.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise DataError(f"cannot read image {path}: {reason}") from None
+    except _image_errors() as e:
+        raise DataError(f"cannot read image {path}: {_reason(e)}") from None
+
+
+def decode_check(paths: Iterable[Path]) -> None:
+    """Every image decodes completely (a truncated JPEG passes :func:`verify_image`, not this).
+
+    Decoding is the slow part, so a file is decoded once: the sha256 of every file that decoded is
+    kept in the cache dir (``images/decoded.txt``) and a later run only hashes it again."""
+    from ipo_vlm.io.paths import cache_dir
+
+    record = cache_dir("images") / "decoded.txt"
+    try:
+        known = set(record.read_text(encoding="ascii").split())
+    except (OSError, UnicodeDecodeError):
+        known = set()
+    fresh: list[str] = []
+    try:
+        for path in paths:
+            digest = image_sha256(path)
+            if digest in known:
+                continue
+            open_rgb(path)
+            known.add(digest)
+            fresh.append(digest)
+    finally:
+        if fresh:
+            try:
+                with open(record, "a", encoding="ascii") as f:
+                    f.write("".join(d + "\n" for d in fresh))
+            except OSError:
+                pass  # only a cache: the next run decodes these again
 
 
 def image_sha256(path: Path) -> str:
@@ -112,9 +177,10 @@ class FileDataset(Dataset):
                 raise DataError(f"image listed for class {sample.classname!r} not found: {path}")
 
     def verify_samples(self, samples: Iterable[Sample]) -> None:
-        """Every sample's file opens as an image (header and structure, not decoded)."""
-        for sample in samples:
-            verify_image(self.path(sample))
+        """Every sample's file exists and decodes (once per file content: see :func:`decode_check`)."""
+        samples = list(samples)
+        self.check_samples(samples)
+        decode_check(self.path(s) for s in samples)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.info.name!r}, {str(self.image_dir)!r})"

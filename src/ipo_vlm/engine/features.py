@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ipo_vlm.errors import DataError, IpoError
+from ipo_vlm.errors import BackendError, DataError, IpoError
 from ipo_vlm.io.jsonio import atomic_write_json
 from ipo_vlm.io.hashing import sha256_json
 from ipo_vlm.io.paths import cache_dir
@@ -37,6 +37,17 @@ _KEY = 32
 
 #: called as ``progress(done, total)`` after each batch of newly computed images
 Progress = Callable[[int, int], None]
+
+
+#: no embedding of a CLIP-style model comes near this; a value beyond it is a damaged record
+_PLAUSIBLE = 1e4
+
+
+def plausible(vectors: np.ndarray) -> np.ndarray:
+    """Per row: every value a finite number of plausible size (a flipped exponent bit is not)."""
+    v = np.asarray(vectors, dtype=np.float32)
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(v).all(axis=1) & (np.abs(v) < _PLAUSIBLE).all(axis=1)
 
 
 def key_bytes(key: str) -> bytes:
@@ -90,8 +101,16 @@ class VectorLog:
             return
         body = np.memmap(seg, dtype=np.uint8, mode="r", offset=_HEADER, shape=(n, rec))
         vecs = body[:, _KEY:].view("<f4")
-        for i in range(n):
-            into[body[i, :_KEY].tobytes()] = vecs[i]
+        damaged = 0
+        for start in range(0, n, 4096):  # checked in chunks: a large cache stays out of memory
+            ok = plausible(vecs[start : start + 4096])
+            for i in range(start, min(start + 4096, n)):
+                if ok[i - start]:
+                    into[body[i, :_KEY].tobytes()] = vecs[i]
+                else:
+                    damaged += 1
+        if damaged:
+            log.warning("cache segment %s: %d damaged record(s) (not finite numbers) dropped; they are computed again", seg, damaged)
 
     def get(self, key: bytes) -> np.ndarray | None:
         return self._load().get(key)
@@ -181,6 +200,10 @@ class FeatureStore:
             feats = np.asarray(self.vlm.encode_images(images), dtype=np.float32)
             if feats.shape[0] != len(chunk):
                 raise RuntimeError(f"VLM returned {feats.shape[0]} features for {len(chunk)} images")
+            bad = [str(getattr(s, "ref", "?")) for (_, s), ok in zip(chunk, plausible(feats)) if not ok]
+            if bad:  # never cached, never scored
+                raise BackendError(f"{self.vlm.model_id} returned features that are not finite numbers for {len(bad)} "
+                                   f"image(s), e.g. {bad[0]}")
             self._log.put_many([k for k, _ in chunk], feats)
             self.stats["computed"] += len(chunk)
             if progress is not None:

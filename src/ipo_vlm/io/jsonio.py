@@ -6,12 +6,14 @@ of a ``.jsonl`` file and never see a half-written ``.json`` file."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+log = logging.getLogger(__name__)
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -86,21 +88,43 @@ def append_jsonl(path: str | Path, record: dict[str, Any], fsync: bool = True) -
 
 
 def read_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
-    """Records of a ``.jsonl`` file; a torn final line (a crash mid-write) is skipped."""
+    """Records (JSON objects) of a ``.jsonl`` file. A torn final line (a crash mid-write) is
+    skipped silently; any other line that is not a JSON object (a hand edit, a disk error) is
+    skipped with a warning that names the file and the line."""
+    for _, record in numbered_jsonl(path):
+        yield record
+
+
+def numbered_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """:func:`read_jsonl`'s records with their line numbers (from 1), for warnings that name them."""
     path = Path(path)
     if not path.exists():
         return
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8", errors="replace") as f:
         lines = f.readlines()
     for i, line in enumerate(lines):
         if not line.strip():
             continue
         try:
-            yield json.loads(line)
+            record = json.loads(line)
         except json.JSONDecodeError:
-            if i == len(lines) - 1:
+            if i == len(lines) - 1 and not line.endswith("\n"):
                 return  # torn tail from a crash; the record was never complete
-            raise
+            record = None
+        if isinstance(record, dict):
+            yield i + 1, record
+        else:
+            warn_once(path, i + 1, "not a JSON object")
+
+
+_warned: set[tuple[str, int]] = set()
+
+
+def warn_once(path: Path, line: int, why: str) -> None:
+    """Warn (once per process) that line ``line`` of ``path`` was skipped."""
+    if (str(path), line) not in _warned:
+        _warned.add((str(path), line))
+        log.warning("skipped line %d of %s: %s", line, path, why)
 
 
 def repair_jsonl(path: str | Path) -> int:

@@ -13,8 +13,15 @@ from ipo_vlm.errors import ConfigError
 
 
 def default_cache_root() -> Path:
-    """The platform's user cache dir for ipo-vlm, whatever ``IPO_CACHE_DIR`` says."""
+    """The platform's user cache dir for ipo-vlm, whatever ``IPO_CACHE_DIR`` says. Without a home
+    directory (``HOME`` unset under a user id that has no passwd entry, as in ``docker run -u N``)
+    there is none: a ``ConfigError`` says which variable to set, instead of a folder named ``~``."""
     from platformdirs import user_cache_dir
+
+    if not os.environ.get("XDG_CACHE_HOME") and not os.path.isabs(os.path.expanduser("~")):
+        uid = getattr(os, "getuid", lambda: "?")()
+        raise ConfigError(f"no home directory for the cache: HOME is not set and user id {uid} has no passwd entry; "
+                          f"set IPO_CACHE_DIR (or HOME) to a writable folder")
 
     return Path(user_cache_dir("ipo-vlm", appauthor=False))
 
@@ -79,4 +86,44 @@ def ensure_writable_file(path: str | Path, what: str) -> Path:
     if path.is_dir():
         raise ConfigError(f"{what} {path} is a directory, not a file")
     ensure_writable_dir(path.parent, what)
+    return path
+
+
+#: what a run directory (or a benchmark directory) records; an output path must never be one of them
+RECORD_NAMES = frozenset({
+    "config.json", "split.json", "history.jsonl", "steps.jsonl", "llm_calls.jsonl", "descriptions.jsonl",
+    "result.json", "resumes.jsonl", "explain.json", "control", "cells.jsonl", "grid.json", "grid.yaml", "transfer.jsonl",
+})
+_RECORD_MARKERS = ("config.json", "cells.jsonl")
+
+
+def holds_records(folder: Path) -> bool:
+    """True for a run directory (``config.json``) or a benchmark directory (``cells.jsonl``)."""
+    return any((folder / m).is_file() for m in _RECORD_MARKERS)
+
+
+def check_output_path(path: str | Path, what: str, *, data_root: str | Path | None = None,
+                      inputs: tuple[str | Path, ...] = ()) -> Path:
+    """The one check every user-given output location goes through before anything is written:
+    it must not be (or be inside) a record of a run or benchmark directory, must not lie inside the
+    dataset (``data_root``: it would become part of it) and must not overwrite one of ``inputs``.
+    A ``ConfigError`` of one line starting with ``what`` otherwise."""
+    path = Path(path).expanduser()
+    resolved = path.resolve()
+    for folder in list(resolved.parents)[:4]:
+        if holds_records(folder):
+            first = resolved.relative_to(folder).parts[0]
+            existing_record = (folder / first).suffix in (".json", ".jsonl") and (folder / first).exists()
+            if first in RECORD_NAMES or existing_record:
+                raise ConfigError(f"{what} {path} is {folder}'s own {first}: writing there would destroy its records; "
+                                  f"choose a file outside it (or another name)")
+    if data_root is not None:
+        root = Path(data_root).expanduser().resolve()
+        if resolved == root or root in resolved.parents:
+            raise ConfigError(f"{what} {path} is inside the dataset folder {root}: it would become part of the data; "
+                              f"choose a place outside it")
+    for given in inputs:
+        source = Path(given).expanduser().resolve()
+        if resolved == source or (source.is_dir() and source in resolved.parents and resolved.exists()):
+            raise ConfigError(f"{what} {path} is one of the inputs ({given}): writing it would destroy it")
     return path

@@ -86,6 +86,8 @@ class OpenAIChat:
         where = self.settings.public_base_url()
         try:
             listed = [m.id for m in client.models.list()]
+        except (AttributeError, TypeError, ValueError):
+            raise BackendError(_not_an_api(where)) from None
         except openai.AuthenticationError:
             raise BackendError(f"the server at {where} rejected OPENAI_API_KEY (401)") from None
         except openai.APIConnectionError as e:
@@ -141,6 +143,8 @@ class OpenAIChat:
         return self._to_response(raw, request, time.perf_counter() - start)
 
     def _to_response(self, raw: Any, request: LLMRequest, latency: float) -> LLMResponse:
+        if isinstance(raw, (str, bytes)):  # a body that is not JSON: a web page, not the API
+            raise LLMError(_not_an_api(self.settings.public_base_url()))
         choices = getattr(raw, "choices", None)
         if not isinstance(choices, list) or not choices:
             raise Retryable(LLMError(f"{self.model_id}: the server answered without any choice"))
@@ -177,6 +181,11 @@ class OpenAIChat:
 
         with ThreadPoolExecutor(max_workers=max(1, min(self.max_concurrency, len(requests)))) as pool:
             return list(pool.map(one, requests))
+
+
+def _not_an_api(where: str) -> str:
+    return (f"the server at {where} answered with a web page, not an OpenAI-compatible API: check OPENAI_BASE_URL "
+            f"(it usually ends in /v1)")
 
 
 def parse_spec_options(name: str) -> tuple[str, dict[str, Any]]:

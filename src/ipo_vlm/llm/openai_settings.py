@@ -14,6 +14,32 @@ from ipo_vlm.errors import BackendError
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
 
+def check_base_url(url: str) -> str:
+    """``OPENAI_BASE_URL`` as given, once it is an http(s) URL with a host; a one-line
+    ``BackendError`` naming the variable otherwise (not a later "cannot reach the server")."""
+    from urllib.parse import urlsplit
+
+    shown = url if len(url) <= 80 else url[:77] + "..."
+    parts = urlsplit(url.strip())
+    if url != url.strip():
+        raise BackendError(f"OPENAI_BASE_URL {shown!r} has spaces or a line break around it; remove them")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise BackendError(f"OPENAI_BASE_URL {shown!r} is not an http:// or https:// URL (e.g. http://localhost:8000/v1)")
+    return url
+
+
+def check_api_key(key: str) -> str:
+    """``OPENAI_API_KEY`` once it can be sent in an HTTP header: printable ASCII without spaces
+    (a key pasted with a typographic character or a Windows line end is named here, not in a
+    traceback of the HTTP library). The key itself is never shown."""
+    bad = next((c for c in key if not (33 <= ord(c) <= 126)), None)
+    if bad is not None:
+        what = {"\r": "a carriage return (\\r)", "\n": "a line break", " ": "a space", "\t": "a tab"}.get(
+            bad, f"the non-ASCII character U+{ord(bad):04X}" if ord(bad) > 126 else f"the control character U+{ord(bad):04X}")
+        raise BackendError(f"OPENAI_API_KEY contains {what} at position {key.index(bad) + 1}; set it to the key alone")
+    return key
+
+
 @dataclass(frozen=True)
 class OpenAISettings:
     base_url: str
@@ -22,12 +48,13 @@ class OpenAISettings:
 
     @classmethod
     def from_env(cls, timeout_s: float = 60.0, max_retries: int = 4) -> "OpenAISettings":
-        return cls(base_url=os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL, timeout_s=timeout_s, max_retries=max_retries)
+        return cls(base_url=check_base_url(os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL),
+                   timeout_s=timeout_s, max_retries=max_retries)
 
     def api_key(self) -> str:
         key = os.environ.get("OPENAI_API_KEY")
         if key:
-            return key
+            return check_api_key(key)
         if self.base_url.rstrip("/") != DEFAULT_BASE_URL:
             # Local servers (vLLM, Ollama, llama.cpp) usually accept any key.
             return "not-needed"

@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
+from ipo_vlm.errors import LLMError
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -28,11 +30,13 @@ class RetryPolicy:
     max_delay_s: float = 60.0
     #: relative jitter added to computed backoffs (0 = none); never to a server's Retry-After
     jitter: float = 0.1
+    #: waits at least this long are announced on stderr (a warning), shorter ones only logged
+    announce_s: float = 3.0
 
     def backoff(self, attempt: int, retry_after: float | None, rng: random.Random | None) -> float:
         """Seconds to wait before retry number ``attempt + 1``."""
         if retry_after is not None:
-            # The server knows its own load better than our schedule does.
+            # The server knows its own load better than our schedule does (within our cap).
             return min(retry_after, self.max_delay_s)
         delay = self.base_delay_s * (2**attempt)
         if rng is not None and self.jitter > 0:
@@ -89,7 +93,17 @@ def with_retries(
         except Retryable as r:
             if attempt >= policy.max_retries:
                 raise r.cause from None
+            if r.retry_after is not None and r.retry_after > policy.max_delay_s:
+                # waiting that long would look like a hang; say so now instead
+                raise LLMError(f"{what}: the server asks to wait {r.retry_after:.0f} s before trying again (Retry-After), "
+                               f"more than the {policy.max_delay_s:.0f} s this client waits; try again later") from None
             delay = policy.backoff(attempt, r.retry_after, rng)
-            log.info("%s failed (%s); retry %d/%d in %.2fs", what, r.cause, attempt + 1, policy.max_retries, delay)
+            level = logging.WARNING if delay >= policy.announce_s else logging.INFO
+            log.log(level, "%s failed (%s); retry %d/%d in %.0f s", what, _short(r.cause), attempt + 1, policy.max_retries, delay)
             sleep(delay)
             attempt += 1
+
+
+def _short(cause: Exception, limit: int = 160) -> str:
+    text = " ".join(str(cause).split()) or type(cause).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."

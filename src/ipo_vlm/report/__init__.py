@@ -19,7 +19,11 @@ def is_bench_dir(path: str | Path) -> bool:
 
 def _write(out: Path, text: str) -> Path:
     from ipo_vlm.io.jsonio import atomic_write_bytes
+    from ipo_vlm.io.paths import check_output_path
 
+    check_output_path(out, "--out")
+    if out.is_dir():
+        raise ConfigError(f"--out {out} is a directory; give a file name")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(out, text.encode("utf-8"))

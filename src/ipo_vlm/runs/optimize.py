@@ -17,6 +17,7 @@ from typing import Any
 
 from ipo_vlm.config import RunConfig
 from ipo_vlm.engine.task import Task
+from ipo_vlm.errors import DataError
 from ipo_vlm.io.jsonio import atomic_write_json
 from ipo_vlm.methods.base import Hook, MethodContext, Progress, create_method
 from ipo_vlm.prompting.placeholders import BASELINE_TEMPLATE
@@ -140,11 +141,40 @@ def _session(backends: Backends, config: RunConfig, rundir: RunDir) -> Any:
     )
 
 
+def _split_with_images(rundir: RunDir, dataset: Any, config: RunConfig, resume: bool) -> Any:
+    """The run's split, every image of it decoded (cached by content, so cheap on a resume); an
+    image the resumed run's split names but the disk no longer holds says what the user can do."""
+    try:
+        split = load_or_make_split(rundir, dataset, config)
+        dataset.verify_samples([*split.train, *split.val, *split.test_base, *split.test_novel])
+    except DataError as e:
+        if resume and "not found" in str(e):
+            raise DataError(f"{e}; {rundir.split_path} lists it: put the file back (or fix --data-root), "
+                            f"or start a new run with another --out (it draws a new split)") from None
+        raise
+    _check_discriminates(split)
+    return split
+
+
+def _check_discriminates(split: Any) -> None:
+    """Refuse a split on which scoring cannot tell templates apart (one base class, or training
+    images of only one class: every template scores 100 %), before any LLM token is spent; warn
+    when the novel half has a single class (its accuracy is 100 % whatever the template)."""
+    base, novel = len(split.base_classnames), len(split.novel_classnames)
+    trained = len({s.label for s in split.train})
+    if base < 2 or trained < 2:
+        raise DataError(f"the dataset gives {base} base class(es) with training images of {trained}: scoring needs at least 2 "
+                        f"(and 1 novel class), so every template would score 100 %; use a dataset of at least 4 classes")
+    if novel < 2:
+        log.warning("the dataset has %d novel class(es): novel accuracy is 100 %% whatever the template; "
+                    "use at least 4 classes for a base-to-novel result that means something", novel)
+
+
 def _what_runs(config: RunConfig) -> str:
     o = config.optimize
     if config.method in ("ipo", "random"):
-        return f"{config.method}: {o.steps} steps x {o.candidates} candidates"
-    return f"{config.method}: scoring its templates"
+        return f"method {config.method}: {o.steps} steps x {o.candidates} candidates"
+    return f"method {config.method}: scoring its templates"
 
 
 def optimize(
@@ -163,13 +193,15 @@ def optimize(
     short line when a phase starts; ``hook(event, step)`` is called at the crash-safe points
     ("config", "candidate", "step_done", "result"), for tests that simulate a kill there. The run
     directory has one writer: a second process is refused (``RunLock``) while this one runs."""
-    from ipo_vlm.io.paths import cache_dir, check_creatable_dir
+    from ipo_vlm.io.paths import cache_dir, check_creatable_dir, check_output_path
     from ipo_vlm.runs.lock import RunLock
 
     check_creatable_dir(out, "--out")  # a bad --out is found before any model loads
     cache_dir()  # so is an unusable cache dir, and both before the run directory is touched
     method = create_method(config.method)
     backends = backends or create_backends(config, uses_llm=method.uses_llm)
+    # a run inside a folder dataset would become one of its classes on the next load
+    check_output_path(out, "--out", data_root=getattr(backends.dataset, "image_dir", None))
     with RunLock(out):
         return _optimize_locked(config, RunDir(out), resume, method, backends, progress, stage, hook)
 
@@ -190,9 +222,8 @@ def _optimize_locked(
         say(f"{rundir.path} is complete; nothing to do (extend it with --resume --steps N)")
         return RunResult.from_dict(finished)  # a resume never rewrites what the run recorded
     hook("config", -1)
-    split = load_or_make_split(rundir, backends.dataset, config)
-    # every image the run will need opens, before any LLM token is spent on it
-    backends.dataset.verify_samples([*split.train, *split.val, *split.test_base, *split.test_novel])
+    # every image the run will need decodes, before any LLM token is spent on it
+    split = _split_with_images(rundir, backends.dataset, config, resume)
     say(f"encoding {len(split.train)} training images of {len(split.base_classnames)} base classes")
     task = Task(backends.dataset, split, backends.vlm, with_val=config.optimize.select_on in NEEDS_VAL)
     descriptions, maskings, described = [], 0, []

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ipo_vlm.errors import ConfigError
-from ipo_vlm.io.jsonio import append_jsonl, atomic_write_json, read_jsonl, repair_jsonl
+from ipo_vlm.io.jsonio import append_jsonl, atomic_write_json, numbered_jsonl, read_jsonl, repair_jsonl, warn_once
 from ipo_vlm.methods.base import StepRecord
 from ipo_vlm.scored import ScoredTemplate
 
@@ -114,6 +114,7 @@ class RunDir:
             return None
         old = self.read_config()
         old_config = old["config"]
+        edited = self._accept_edits(old, old_config, config)
         before, after = _flatten(_with_defaults(old_config)), _flatten(_with_defaults(config))
         names = config_differences(_with_defaults(old_config), _with_defaults(config))
         diffs = [d for d in names if d not in RESUMABLE_CHANGES]
@@ -126,10 +127,31 @@ class RunDir:
             raise ConfigError(f"{self.path} has done {done} steps; --steps {after['optimize.steps']} cannot undo them")
         for p in (self.history_path, self.steps_path, self.llm_calls_path, self.descriptions_path, self.resumes_path):
             repair_jsonl(p)  # a kill mid-append leaves a torn line; later appends need a fresh one
-        if names:
-            self.changes = {n: [before.get(n), after.get(n)] for n in names}
-            append_jsonl(self.resumes_path, {"time": _now(), "changes": self.changes})
+        if names or edited:
+            self.changes = {n: [before.get(n), after.get(n)] for n in names} | edited
+            record = {"time": _now(), "changes": self.changes}
+            if edited:
+                record["edited_in_config_json"] = sorted(edited)
+            append_jsonl(self.resumes_path, record)
         return old_config
+
+    def _accept_edits(self, old: dict[str, Any], old_config: dict[str, Any], config: dict[str, Any]) -> dict[str, list[Any]]:
+        """Settings changed by editing ``config.json`` by hand since the run wrote it (found by the
+        fingerprints recorded beside them). One that a resume may change is accepted and returned
+        as a change (its earlier value is no longer known: ``None``); any other is refused, since
+        the run's records were made under the value it replaced."""
+        prints = old.get("fingerprints")
+        if not isinstance(prints, dict):
+            return {}  # written before fingerprints were recorded: nothing to compare with
+        now = _fingerprints(old.get("_as_written", old_config))
+        edited = sorted(k for k in set(prints) | set(now) if prints.get(k) != now.get(k))
+        refused = [k for k in edited if k not in RESUMABLE_CHANGES]
+        if refused:
+            raise ConfigError(
+                f"cannot resume {self.path}: config.json was edited by hand ({', '.join(refused)}); the run's records were "
+                f"made with the settings it recorded: put them back, or start a new run with another --out")
+        values = _flatten(config)
+        return {k: [None, values.get(k)] for k in edited}
 
     def _clear(self) -> None:
         """Remove the files of a run that never finished a step (``config.json`` last)."""
@@ -141,9 +163,11 @@ class RunDir:
         shutil.rmtree(self.path / "control", ignore_errors=True)
 
     def _write_config(self, config: dict[str, Any], prompt_version: str, created: str) -> None:
+        # fingerprints of the settings as written: a resume finds which of them were edited by hand
         atomic_write_json(
             self.config_path,
-            {"config": config, "prompt_version": prompt_version, "versions": package_versions(), "created": created},
+            {"config": config, "prompt_version": prompt_version, "versions": package_versions(), "created": created,
+             "fingerprints": _fingerprints(config)},
         )
 
     def read_config(self) -> dict[str, Any]:
@@ -158,10 +182,13 @@ class RunDir:
             raise ConfigError(f"cannot read {self.config_path}: {e}") from None
         if not isinstance(raw, dict) or not isinstance(raw.get("config"), dict):
             raise ConfigError(f"{self.config_path} is not an ipo run config")
+        raw["_as_written"] = json.loads(json.dumps(raw["config"]))  # before the resumes' changes
         # the settings in force: as first recorded, then each resume's recorded changes
         for line in read_jsonl(self.resumes_path):
-            for name, (_, new) in line.get("changes", {}).items():
-                _set_dotted(raw["config"], name, new)
+            changes = line.get("changes") if isinstance(line, dict) else None
+            for name, change in (changes if isinstance(changes, dict) else {}).items():
+                if isinstance(change, list) and len(change) == 2:
+                    _set_dotted(raw["config"], name, change[1])
         return raw
 
     # -- records -----------------------------------------------------------------------------
@@ -171,17 +198,28 @@ class RunDir:
 
     def history(self) -> list[ScoredTemplate]:
         """Every scored template, in the order recorded."""
-        return [ScoredTemplate.from_record(r) for r in read_jsonl(self.history_path)]
+        return [ScoredTemplate.from_record(r) for r in self.history_records()]
 
     def history_records(self) -> list[dict[str, Any]]:
-        """The raw ``history.jsonl`` lines (for readers that show or export them)."""
-        return list(read_jsonl(self.history_path))
+        """The ``history.jsonl`` lines (for readers that show or export them); a line without a
+        template or with a score that is not a finite number (a hand edit) is skipped with a warning."""
+        return scored_records(self.history_path)
 
     def append_step(self, record: StepRecord) -> None:
         append_jsonl(self.steps_path, dict(record.__dict__))
 
     def steps(self) -> list[StepRecord]:
-        return [StepRecord(**r) for r in read_jsonl(self.steps_path)]
+        out = []
+        for line, r in numbered_jsonl(self.steps_path):
+            try:
+                rec = StepRecord(**r)
+            except TypeError:
+                rec = None
+            if rec is None or not isinstance(rec.step, int) or isinstance(rec.step, bool):
+                warn_once(self.steps_path, line, "not a step record")
+            else:
+                out.append(rec)
+        return out
 
     def last_step_done(self) -> int:
         """The highest finished step; -1 when not even the seeds (step 0) are done."""
@@ -206,9 +244,37 @@ class RunDir:
         import json
 
         try:
-            return json.loads(self.result_path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as e:
+            raw = json.loads(self.result_path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             raise ConfigError(f"cannot read {self.result_path}: {e}") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{self.result_path} is not a run result (it holds a JSON {type(raw).__name__}); "
+                              f"remove it and run ipo optimize --out {self.path} --resume to write it again")
+        return raw
+
+
+def scored_records(path: Path) -> list[dict[str, Any]]:
+    """The lines of a ``history.jsonl`` that hold a scored template: a template string and finite
+    numbers as scores (NaN is never a score); any other line is skipped with a warning."""
+    import math
+
+    out = []
+    for line, rec in numbered_jsonl(path):
+        scores = [rec.get(k) for k in ("train_acc", "train_loss")] + [rec[k] for k in ("val_acc", "val_loss") if rec.get(k) is not None]
+        ok = isinstance(rec.get("template"), str) and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in scores)
+        if ok:
+            out.append(rec)
+        else:
+            warn_once(path, line, "not a scored template with finite scores")
+    return out
+
+
+def _fingerprints(config: dict[str, Any]) -> dict[str, str]:
+    """{dotted setting: 8 hex digits of its value's sha256}."""
+    from ipo_vlm.io.hashing import sha256_json
+
+    return {k: sha256_json(v)[:8] for k, v in sorted(_flatten(config).items())}
 
 
 def _set_dotted(d: dict[str, Any], name: str, value: Any) -> None:
