@@ -77,7 +77,10 @@ def setup2(tmp: Path, s: dict[str, str], run_cli: Callable[[list[str]], None]) -
     trunc = _folders(tmp / "trunc", {"cat": 6, "dog": 6, "bird": 6, "fish": 6})
     from PIL import Image
 
-    Image.new("RGB", (64, 64), (120, 30, 200)).save(trunc / "fish" / "5.jpg", quality=90)
+    import numpy as np
+
+    noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(trunc / "fish" / "5.jpg", quality=90)
     data = (trunc / "fish" / "5.jpg").read_bytes()
     (trunc / "fish" / "5.jpg").write_bytes(data[: len(data) // 2])
     # a 400-megapixel image among ordinary ones (a 1-bit PNG: small on disk)

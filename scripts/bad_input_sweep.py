@@ -259,9 +259,15 @@ def error_lines(stderr: str) -> list[str]:
 def classify(case: Case, rc: int, stdout: str, stderr: str, seconds: float) -> str:
     if "Traceback (most recent call last)" in stderr or "Exception ignored" in stderr:
         return "traceback"
-    lines = error_lines(stderr)
-    if any(line.startswith("ipo: ipo:") or len(line) > 400 for line in stderr.splitlines()):
+    verdict = _verdict(case, rc, stdout, stderr, seconds)
+    if verdict in ("one line", "warned", "quiet", "several lines") and any(
+            line.startswith("ipo: ipo:") or len(line) > 400 for line in stderr.splitlines()):
         return "unclear"  # a doubled prefix, or kilobytes of the input echoed back
+    return verdict
+
+
+def _verdict(case: Case, rc: int, stdout: str, stderr: str, seconds: float) -> str:
+    lines = error_lines(stderr)
     if case.expect == "quiet":
         return "quiet" if not lines and rc in (0, 141) else ("several lines" if lines else f"exit {rc}")
     if case.expect == "warn" and rc == 0:

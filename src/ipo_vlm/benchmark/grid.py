@@ -210,6 +210,10 @@ def _dataset_entry(raw: Any, default_root: str | None, where: str) -> DatasetEnt
     if canonical == "folder" and not raw.get("data_root"):
         raise ConfigError(f"{where}: a folder dataset needs its own data_root")
     if canonical is None:  # a folder path given as the name
+        from ipo_vlm.data import _looks_like_path, known_datasets
+
+        if not _looks_like_path(name):  # a misspelt name, not a folder: say so now, not per cell
+            raise ConfigError(f"{where}: unknown dataset {name!r}; known: {', '.join(known_datasets())}, or a folder path")
         canonical, root = "folder", name
     root = None if root is None else str(Path(str(root)).expanduser())
     label = raw.get("label") or (Path(root).name if canonical == "folder" and root else canonical)

@@ -53,6 +53,11 @@ def _line(rec: dict[str, Any]) -> str:
             f"{rec['images_encoded']} images encoded")
 
 
+def _first_error(row: dict[str, Any]) -> str:
+    text = " ".join(str(row.get("error")).split())
+    return f"{row.get('name', '?')}: {text[:200]}"
+
+
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -66,7 +71,11 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         plan = dry_run(grid, out, args.force)
         _print_dry_run(plan)
-        return 2 if any("error" in r for r in plan["rows"]) else 0
+        errors = [r for r in plan["rows"] if "error" in r]
+        if errors:  # the table went to stdout; the verdict goes where errors go
+            print(f"ipo: error: {len(errors)} cell(s) cannot run; the first: {_first_error(errors[0])}", file=sys.stderr)
+            return 2
+        return 0
     executor = make_executor(args.executor, args.jobs, args.ray_address)
     bar: Any = None
 
@@ -75,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         todo = sum(p.action in ("new", "resume") for p in plans)
         finished = len(plans) - todo
         print(f"ipo: {len(plans)} cells: {finished} finished, {todo} to run ({executor.name})", file=sys.stderr)
-        if todo:
+        if todo and sys.stderr.isatty():  # a log file gets the plain lines, not a bar's redraws
             bar = tqdm(total=todo, desc="cells", unit="cell", file=sys.stderr, dynamic_ncols=True)
 
     def stage(msg: str) -> None:

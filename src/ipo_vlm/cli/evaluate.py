@@ -57,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(_payload(scores, labels)))
         return 0
     names = [_LABELS[label] for label in labels] or [""] * len(scores)
+    if labels and scores[0].template == scores[1].template:  # the dataset's template is the baseline itself
+        names, scores = ["baseline = hand-crafted", *names[2:]], [scores[0], *scores[2:]]
     width = max(len(n) for n in names) + 2 if labels else 0
     print(f"{'':{width}}{'base':>7}{'novel':>8}{'H':>8}  template")
     for name, s in zip(names, scores):

@@ -54,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.verbose == 0:
         # Model loading draws its own progress bars on stderr; ours are enough.
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_short_records)
     try:
         code = int(args.func(args) or 0)
         _flush_stdout()
@@ -84,6 +86,15 @@ def shorten(text: str, limit: int = MAX_LINE) -> str:
         return line
     keep = (limit - 5) // 2
     return f"{line[:keep]} ... {line[-keep:]}"
+
+
+def _short_records(record: logging.LogRecord) -> bool:
+    """A log line that would quote kilobytes of input (a long list of classes, a whole
+    answer) is cut to one line of :data:`MAX_LINE` characters; ``-v`` shows it whole."""
+    message = record.getMessage()
+    if len(message) > MAX_LINE or "\n" in message.strip():
+        record.msg, record.args = shorten(message), ()
+    return True
 
 
 def _fail(message: str) -> int:

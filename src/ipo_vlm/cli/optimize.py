@@ -136,7 +136,10 @@ class StepProgress:
         self.bar: Any = None
 
     def __call__(self, p: Any) -> None:
+        cached = getattr(p, "cached", 0)
         status = f"best train {100 * p.best_acc:.1f}% | tokens {p.tokens_in + p.tokens_out}"
+        if cached:
+            status += f" ({cached} answer{'s' if cached > 1 else ''} from the cache)"
         if not self.tty:
             what = p.doing or ("scored the seed templates" if p.step == 0 else "done")
             print(f"ipo: step {p.step}/{p.steps}: {what} | {status}", file=self.stream, flush=True)
@@ -167,8 +170,12 @@ def _row(name: str, r: dict[str, Any], template: str) -> str:
 def result_rows(result: dict[str, Any]) -> list[str]:
     """The table of a finished run: baselines, the method (and its ensembles), the control."""
     method = result.get("method", "ipo")
-    lines = [f"{'':18}{'base':>8}{'novel':>8}{'H':>8}  template", _row("baseline", result["baseline"], result["baseline"]["template"]),
-             _row("hand-crafted", result["handcrafted"], result["handcrafted"]["template"])]
+    lines = [f"{'':18}{'base':>8}{'novel':>8}{'H':>8}  template"]
+    if result["handcrafted"]["template"] == result["baseline"]["template"]:  # one template, one row
+        lines.append(_row("baseline", result["baseline"], result["baseline"]["template"] + "  (also the hand-crafted one)"))
+    else:
+        lines += [_row("baseline", result["baseline"], result["baseline"]["template"]),
+                  _row("hand-crafted", result["handcrafted"], result["handcrafted"]["template"])]
     headline = method if method != "ipo" else "optimized"
     ensembles = result.get("ensembles") or []
     if method == "ensemble80" and ensembles:

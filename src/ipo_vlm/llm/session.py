@@ -47,6 +47,8 @@ class LLMSession:
         self.max_total_tokens = max_total_tokens
         self.tokens_in, self.tokens_out = int(start_tokens[0]), int(start_tokens[1])
         self.calls = 0
+        #: answers served from the response cache (they cost no tokens)
+        self.cache_hits = 0
         self._lock = threading.Lock()
         if self.calls_path is not None:
             self.calls_path.parent.mkdir(parents=True, exist_ok=True)
@@ -116,6 +118,7 @@ class LLMSession:
         model_id = self.llm.model_id
         cached = self.cache.get(request, model_id) if (self.cache is not None and use_cache) else None
         if cached is not None:
+            self.cache_hits += 1
             cached.call_id = call_id
             self._finish(call_id, request, cached, None, annotate)
             return cached

@@ -67,6 +67,8 @@ class Progress:
     tokens_out: int
     #: what the step is doing now ("asking the LLM (call 2)"); empty once the step is finished
     doing: str = ""
+    #: LLM answers served from the response cache so far (no tokens spent on them)
+    cached: int = 0
 
 
 @dataclass

@@ -73,6 +73,9 @@ class SearchLoop:
     def tokens(self) -> tuple[int, int]:
         return (0, 0)
 
+    def cached_answers(self) -> int:
+        return 0
+
     def step(self, step: int) -> StepRecord:
         raise NotImplementedError
 
@@ -175,4 +178,5 @@ class SearchLoop:
         if self.progress is None:
             return
         best = self.memory.best()
-        self.progress(Progress(step, self.config.optimize.steps, best.template, best.accuracy, *self.tokens(), doing))
+        self.progress(Progress(step, self.config.optimize.steps, best.template, best.accuracy, *self.tokens(), doing,
+                               self.cached_answers()))

@@ -58,6 +58,9 @@ class OptimizationLoop(SearchLoop):
     def tokens(self) -> tuple[int, int]:
         return (self.session.tokens_in, self.session.tokens_out)
 
+    def cached_answers(self) -> int:
+        return int(getattr(self.session, "cache_hits", 0))
+
     # -- one LLM step ------------------------------------------------------------------------
 
     def _request(self, messages: tuple[tuple[str, str], ...], step: int, sample_index: int) -> LLMRequest:
