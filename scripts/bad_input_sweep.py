@@ -334,13 +334,17 @@ def main() -> int:
     ap.add_argument("-k", default=None, help="only cases whose name contains this")
     ap.add_argument("-v", action="store_true", help="print each case's stderr")
     ap.add_argument("--timeout", type=float, default=120.0)
+    ap.add_argument("--round", type=int, choices=(1, 2), default=None, help="only the first or the second round of cases")
+    ap.add_argument("--strict", action="store_true", help="exit 1 unless every case ends as intended (the suite's check)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="ipo-sweep-") as d:
         tmp = Path(d)
         started = time.perf_counter()
         s = setup(tmp)
         print(f"setup {time.perf_counter() - started:.0f} s", file=sys.stderr)
-        selected = [c for c in cases(s) if not args.k or args.k in c.name]
+        second = {c.name for c in cases2(s, Case)}
+        selected = [c for c in cases(s) if (not args.k or args.k in c.name)
+                    and (args.round is None or (c.name in second) == (args.round == 2))]
         counts: Counter[str] = Counter()
         print(f"{'case':<46}{'rc':>4}{'lines':>6}{'s':>6}  outcome")
         for case in selected:
@@ -355,7 +359,7 @@ def main() -> int:
         good = counts["one line"] + counts["warned"] + counts["quiet"]
         print(f"\n{len(selected)} cases: " + ", ".join(f"{k} {v}" for k, v in counts.most_common()))
         print(f"as intended (one line + exit 2, or a warning where due): {good}/{len(selected)}")
-    return 0
+    return 1 if args.strict and good < len(selected) else 0
 
 
 if __name__ == "__main__":

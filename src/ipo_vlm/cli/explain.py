@@ -75,5 +75,6 @@ def run(args: argparse.Namespace) -> int:
         return 0
     for line in format_table(explained):
         print(line)
-    print(f"wrote {Path(args.rundir) / 'explain.json'}")
+    if explained.get("saved", True):
+        print(f"wrote {Path(args.rundir) / 'explain.json'}")
     return 0

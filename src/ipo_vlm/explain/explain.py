@@ -93,7 +93,11 @@ def explain_run(
     }
     log.info("explain: %d ablations, %d prompts encoded", len(rows), cost["prompts_encoded"])
     if write:
-        atomic_write_json(task.rundir.path / "explain.json", out)
+        try:
+            atomic_write_json(task.rundir.path / "explain.json", out)
+        except OSError as e:  # a run the user may read but not write: the answer is still worth showing
+            log.warning("cannot save explain.json in %s (%s); the table is shown all the same", task.rundir.path, e.strerror or e)
+            out["saved"] = False
     return out
 
 
