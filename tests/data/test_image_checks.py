@@ -83,6 +83,14 @@ def test_a_split_that_cannot_tell_templates_apart_is_refused_before_the_llm(tmp_
     two = load_dataset(str(make_class_folders(tmp_path / "two", {"cat": 4, "dog": 4})))
     with pytest.raises(DataError, match="1 base class"):
         _check_discriminates(make_split(two, shots=2, seed=1))
+    from ipo_vlm.config import preset
+    from ipo_vlm.runs.optimize import _split_with_images
+    from ipo_vlm.runs.rundir import RunDir
+
+    (tmp_path / "run").mkdir()
+    with pytest.raises(DataError, match="the dataset has 2 class"):
+        _split_with_images(RunDir(tmp_path / "run"), two, preset("demo"), resume=False)
+    assert not (tmp_path / "run" / "split.json").exists()
     three = load_dataset(str(make_class_folders(tmp_path / "three", {"cat": 4, "dog": 4, "owl": 4})))
     with caplog.at_level("WARNING"):
         _check_discriminates(make_split(three, shots=2, seed=1))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from helpers.report import fake_run
 
 from ipo_vlm.explain import explain_run

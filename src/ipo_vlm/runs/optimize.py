@@ -144,6 +144,8 @@ def _session(backends: Backends, config: RunConfig, rundir: RunDir) -> Any:
 def _split_with_images(rundir: RunDir, dataset: Any, config: RunConfig, resume: bool) -> Any:
     """The run's split, every image of it decoded (cached by content, so cheap on a resume); an
     image the resumed run's split names but the disk no longer holds says what the user can do."""
+    if len(dataset.info.classnames) < 3:  # before the split's own warnings: they would not matter
+        raise DataError(_TOO_FEW.format(n=len(dataset.info.classnames)))
     try:
         split = load_or_make_split(rundir, dataset, config)
         dataset.verify_samples([*split.train, *split.val, *split.test_base, *split.test_novel])
@@ -156,6 +158,10 @@ def _split_with_images(rundir: RunDir, dataset: Any, config: RunConfig, resume: 
     return split
 
 
+_TOO_FEW = ("the dataset has {n} class(es): the first half are the base classes the templates are scored on, and scoring "
+            "needs at least 2 of them (and 1 novel class), or every template scores 100 %; use at least 4 classes")
+
+
 def _check_discriminates(split: Any) -> None:
     """Refuse a split on which scoring cannot tell templates apart (one base class, or training
     images of only one class: every template scores 100 %), before any LLM token is spent; warn
@@ -163,7 +169,7 @@ def _check_discriminates(split: Any) -> None:
     base, novel = len(split.base_classnames), len(split.novel_classnames)
     trained = len({s.label for s in split.train})
     if base < 2 or trained < 2:
-        raise DataError(f"the dataset gives {base} base class(es) with training images of {trained}: scoring needs at least 2 "
+        raise DataError(f"the split has {base} base class(es), training images of {trained}: scoring needs at least 2 "
                         f"(and 1 novel class), so every template would score 100 %; use a dataset of at least 4 classes")
     if novel < 2:
         log.warning("the dataset has %d novel class(es): novel accuracy is 100 %% whatever the template; "
