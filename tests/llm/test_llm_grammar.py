@@ -1,6 +1,7 @@
 """The word-limited output grammar, read as text: it admits exactly the answers the run can use
 (n numbered templates, the placeholder once each, at most ``max_words`` words as the parser counts
-them) and nothing the parser would reject for its structure or length in words."""
+them) and nothing the parser would reject for its structure or length in words. llama.cpp's own
+engine reads the same grammars in tests/llm/test_llm_local_slow.py."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 
 from ipo_vlm.errors import ConfigError
 from ipo_vlm.llm.base import OutputConstraint
-from ipo_vlm.llm.constraint import MAX_SEPARATOR_CHARS, MAX_WORD_CHARS, template_grammar
+from ipo_vlm.llm.constraint import MAX_SEPARATOR_CHARS, MAX_WORD_CHARS, template_grammar, template_pattern, templates_json_schema
 from ipo_vlm.prompting.parse import parse_candidates, word_count
 from tests.helpers.gbnf import gbnf_to_regex
 
@@ -120,6 +121,28 @@ def test_the_grammar_admits_every_plain_template_within_the_limit_and_none_beyon
         assert accepts(OutputConstraint(1, max_words=limit), numbered(line)) == (n_words <= limit), (line, limit)
 
 
+def test_the_json_schema_pattern_means_what_the_grammar_means() -> None:
+    """The pattern a bounded ``json_object`` schema carries admits one template exactly when the
+    grammar admits it as a line (lines without a double quote, which JSON would escape)."""
+    import re
+
+    rng = random.Random(5)
+    pieces = ["a", "photo", "of", "dog's", "3D", "x" * MAX_WORD_CHARS, "it's", "'", "{", "|", "-", "#2", "x" * 17]
+    seps = [" ", ", ", " - ", ". ", " (", ") ", "/", " & ", "", " -- ( "]
+    agreed = 0
+    for _ in range(500):
+        limit = rng.randint(1, 6)
+        line = _random_line(rng, pieces, seps, rng.randint(1, limit + 2))
+        c = OutputConstraint(1, max_words=limit)
+        in_pattern = re.fullmatch(template_pattern(c), line) is not None
+        assert in_pattern == accepts(c, numbered(line)), (line, limit)
+        agreed += in_pattern
+    assert agreed > 50
+    schema = templates_json_schema(OutputConstraint(4, max_words=16), bounded=True)["properties"]["templates"]
+    assert schema["minItems"] == schema["maxItems"] == 4 and schema["items"]["pattern"].startswith("^")
+    assert not re.search(r"(?<!\\)\(\?", schema["items"]["pattern"])  # llama.cpp's converter takes plain groups only
+
+
 def test_a_placeholder_that_starts_with_a_letter_cannot_appear_twice() -> None:
     c = OutputConstraint(1, placeholder="CLASS", max_words=4)
     assert accepts(c, "1. a CLASS photo\n")
@@ -132,12 +155,3 @@ def test_bad_constraints_are_config_errors() -> None:
         template_grammar(OutputConstraint(2, max_words=0))
     with pytest.raises(ConfigError):
         template_grammar(OutputConstraint(0, max_words=4))
-
-
-def test_llama_cpp_compiles_both_grammars() -> None:
-    """The grammar text is valid GBNF for llama.cpp itself (llama-cpp-python is installed by
-    ``make deps``; this check does not need a model)."""
-    llama_cpp = pytest.importorskip("llama_cpp")
-    for c in (OutputConstraint(5, max_words=16), OutputConstraint(5), OutputConstraint(2, placeholder='{"x"}', max_words=3)):
-        grammar = llama_cpp.LlamaGrammar.from_string(template_grammar(c), verbose=False)
-        assert grammar is not None

@@ -10,6 +10,7 @@ and a runaway line cannot eat a whole call's token budget."""
 
 from __future__ import annotations
 
+import re
 import string
 from typing import Any
 
@@ -161,17 +162,45 @@ def char_limited_grammar(constraint: OutputConstraint) -> str:
     )
 
 
-def templates_json_schema(constraint: OutputConstraint) -> dict[str, Any]:
-    """JSON schema of ``{"templates": [str, ...]}`` (strict-mode compatible: no length bounds)."""
+def template_pattern(constraint: OutputConstraint) -> str:
+    """A regular expression for one template of the word-limited grammar (no number, no
+    newline, no double quote: it sits inside a JSON string), for servers that turn a JSON
+    schema's ``pattern`` into a grammar (llama.cpp's do; their converter takes plain groups only)."""
+    _check(constraint)
+    words = int(constraint.max_words or 1)
+    no = constraint.placeholder[0] + '{}|"'
+    wc = _char_class(WORD_CHARS, no)
+    sep = _char_class(SEPARATOR_CHARS, no) + f"{{1,{MAX_SEPARATOR_CHARS}}}"
+    word = f"{wc}{{1,{MAX_WORD_CHARS}}}('{wc}{{1,{MAX_WORD_CHARS}}})?"
+    first = f"{_char_class(string.ascii_letters, no)}{wc}{{0,{MAX_WORD_CHARS - 1}}}('{wc}{{1,{MAX_WORD_CHARS}}})?"
+    ph = re.escape(constraint.placeholder)
+    trail = sep.replace("{1,", "{0,")
+    alternatives = []
+    for before in range(words):
+        head = "" if before == 0 else first + sep + (f"({word}{sep}){{{before - 1}}}" if before > 1 else "")
+        after = words - 1 - before
+        tail = trail if after == 0 else (
+            f"('|{trail})({word}({sep}{word}){{0,{after - 1}}}{trail})?")
+        alternatives.append(head + ph + tail)
+    return "^\\(?(" + "|".join(alternatives) + ")$"
+
+
+def templates_json_schema(constraint: OutputConstraint, bounded: bool = False) -> dict[str, Any]:
+    """JSON schema of ``{"templates": [str, ...]}``. Plain, it is strict-mode compatible (no
+    bounds); ``bounded`` adds exactly ``n`` items and, with a word limit, each item's pattern."""
+    items: dict[str, Any] = {"type": "string"}
+    templates: dict[str, Any] = {
+        "type": "array",
+        "description": f"exactly {constraint.n} prompt templates, each containing {constraint.placeholder} once",
+        "items": items,
+    }
+    if bounded:
+        templates["minItems"] = templates["maxItems"] = constraint.n
+        if constraint.max_words is not None:
+            items["pattern"] = template_pattern(constraint)
     return {
         "type": "object",
-        "properties": {
-            "templates": {
-                "type": "array",
-                "description": f"exactly {constraint.n} prompt templates, each containing {constraint.placeholder} once",
-                "items": {"type": "string"},
-            }
-        },
+        "properties": {"templates": templates},
         "required": ["templates"],
         "additionalProperties": False,
     }
@@ -180,13 +209,14 @@ def templates_json_schema(constraint: OutputConstraint) -> dict[str, Any]:
 def response_format(constraint: OutputConstraint | None, style: str) -> dict[str, Any] | None:
     """The ``response_format`` argument for a chat completion, or ``None`` for no constraint.
 
-    ``json_schema``: OpenAI structured outputs. ``json_object``: the form some local servers
-    (llama.cpp server) accept, a JSON object with the schema beside it. ``none``: plain text."""
+    ``json_schema``: OpenAI structured outputs (a strict schema without bounds, as every such
+    server takes it). ``json_object``: the form llama.cpp's servers accept, a JSON object with
+    the schema beside it, bounded (they turn it into a grammar). ``none``: plain text."""
     if style not in RESPONSE_FORMATS:
         raise ConfigError(f"unknown response_format {style!r}; known: {', '.join(RESPONSE_FORMATS)}")
     if constraint is None or style == "none":
         return None
-    schema = templates_json_schema(constraint)
     if style == "json_schema":
+        schema = templates_json_schema(constraint)
         return {"type": "json_schema", "json_schema": {"name": "templates", "strict": True, "schema": schema}}
-    return {"type": "json_object", "schema": schema}
+    return {"type": "json_object", "schema": templates_json_schema(constraint, bounded=True)}
