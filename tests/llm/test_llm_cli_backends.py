@@ -33,7 +33,9 @@ def test_check_llm_prints_model_latency_tokens(capsys: pytest.CaptureFixture[str
     out = capsys.readouterr().out
     assert f"model:   openai:fake-model@{server.url}" in out
     assert "tokens:  13 in, 1 out" in out and "latency:" in out
-    assert paths == ["/v1/models", "/v1/chat/completions"]  # preflight first, then one call
+    # preflight first, then one call, then one tiny call per response format
+    assert paths == ["/v1/models"] + ["/v1/chat/completions"] * 4
+    assert "response_format json_schema: accepted" in out and "a run uses: json_schema" in out
 
 
 def test_check_llm_user_errors_are_one_line(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:

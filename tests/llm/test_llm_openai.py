@@ -122,7 +122,10 @@ def test_constraint_sends_json_schema_or_json_object_or_nothing(server: FakeOpen
     assert bodies[0]["response_format"]["type"] == "json_schema"
     schema = bodies[0]["response_format"]["json_schema"]["schema"]
     assert schema["required"] == ["templates"] and schema["properties"]["templates"]["items"] == {"type": "string"}
-    assert bodies[1]["response_format"] == {"type": "json_object", "schema": schema}
+    bounded = bodies[1]["response_format"]["schema"]  # llama.cpp's servers turn it into a grammar
+    assert bodies[1]["response_format"]["type"] == "json_object"
+    assert bounded["properties"]["templates"]["minItems"] == bounded["properties"]["templates"]["maxItems"] == 5
+    assert "minItems" not in schema["properties"]["templates"]  # strict structured outputs take no bounds
     assert "response_format" not in bodies[2]
 
 

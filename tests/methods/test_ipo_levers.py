@@ -57,11 +57,11 @@ def test_the_word_limit_rejects_whole_templates_and_never_cuts_them():
     assert parse_candidates(answer, max_words=None).valid[1] == LONG.replace("<CLASS>", "{}")
 
 
-def test_a_run_with_a_word_limit_states_it_records_rejections_and_caps_the_grammar(tmp_path):
+def test_a_run_with_a_word_limit_states_it_records_rejections_and_bounds_the_grammar_by_words(tmp_path):
     answer = f"1. {SHORT}\n2. {LONG}\n3. a studio photo of the <CLASS>."
     result, llm = run(tmp_path, [answer, answer.upper()], max_words=8)
     assert "at most 8 words" in prompt_of(llm.requests[0])
-    assert llm.requests[0].constraint.max_chars == 8 * CHARS_PER_WORD
+    assert llm.requests[0].constraint.max_chars == 8 * CHARS_PER_WORD and llm.requests[0].constraint.max_words == 8
     steps = [json.loads(line) for line in (tmp_path / "run" / "steps.jsonl").read_text().splitlines()]
     assert steps[1]["rejected"] == {"over the word limit": 1}
     history = [json.loads(line)["template"] for line in (tmp_path / "run" / "history.jsonl").read_text().splitlines()]
@@ -73,6 +73,7 @@ def test_without_a_word_limit_nothing_is_said_and_the_grammar_keeps_its_cap(tmp_
     answer = f"1. {SHORT}\n2. {LONG}\n3. a studio photo of the <CLASS>."
     _, llm = run(tmp_path, [answer, answer.upper()])
     assert "words." not in prompt_of(llm.requests[0]) and llm.requests[0].constraint.max_chars == 300
+    assert llm.requests[0].constraint.max_words is None
     history = [json.loads(line)["template"] for line in (tmp_path / "run" / "history.jsonl").read_text().splitlines()]
     assert any("rail" in t for t in history)
 

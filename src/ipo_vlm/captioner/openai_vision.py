@@ -91,9 +91,10 @@ class OpenAIVisionCaptioner:
             raw = self._get_client().chat.completions.create(
                 model=self.model, messages=messages, max_tokens=self.max_tokens, temperature=self.temperature)
         except openai.APIStatusError as e:
-            # The body's own message reads better than the SDK's "Error code: ..." wrapper.
-            body = e.body if isinstance(e.body, dict) else {}
-            detail = body.get("message") if isinstance(body.get("message"), str) else e.message
+            # The body's own message, on one line, reads better than the SDK's "Error code: ..." wrapper.
+            from ipo_vlm.llm.formats import server_reason
+
+            detail = server_reason(e.body, e.message)
             err = BackendError(f"captioner {self.model}: HTTP {e.status_code}: {self._scrub(detail)}")
             if e.status_code in (408, 409, 429) or e.status_code >= 500:
                 raise Retryable(err, parse_retry_after(e.response.headers)) from None

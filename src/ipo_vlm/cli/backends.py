@@ -12,7 +12,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "backends",
         help="list the available VLM, LLM and captioner backends; check an LLM",
         description="List backend schemes (spec strings are scheme:name). With --check-llm, run the "
-        "backend's preflight and one tiny call, and print model, latency and tokens.",
+        "backend's preflight and one tiny call, and print model, latency and tokens; for an "
+        "OpenAI-compatible server also which response formats it accepts (one tiny call each).",
     )
     p.add_argument("--check-llm", metavar="SPEC", default=None, help="e.g. local, openai:gpt-4o-mini, llamacpp:/path/model.gguf")
     p.set_defaults(func=run)
@@ -43,6 +44,20 @@ def _check_llm(spec: str) -> None:
     print(f"latency: {resp.latency_s:.2f} s")
     print(f"tokens:  {resp.tokens_in} in, {resp.tokens_out} out")
     print(f"answer:  {resp.text.strip()[:80]!r}")
+    probe = getattr(llm, "probe_formats", None)
+    if callable(probe):
+        _print_formats(probe())
+    elif getattr(llm, "check_settings", None) is not None:
+        print("output:  constrained in process by a GBNF grammar")
+
+
+def _print_formats(results: list[tuple[str, str, str]]) -> None:
+    """One line per response_format the backend tried, and the one a run will send first."""
+    width = max(len(fmt) for fmt, _, _ in results) + 1
+    for fmt, verdict, reason in results:
+        print(f"response_format {fmt + ':':<{width}} {verdict}{f' ({reason})' if reason else ''}")
+    usable = [fmt for fmt, verdict, _ in results if verdict == "accepted"]
+    print(f"a run uses: {usable[0] if usable else 'none (no format was accepted)'}")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -8,18 +8,20 @@ from typing import Any, Protocol, runtime_checkable
 
 #: the version of the grammar and schema that ``llm.constraint`` renders for an OutputConstraint:
 #: bump it whenever they change, since it is part of the response-cache key
-CONSTRAINT_VERSION = 3
+CONSTRAINT_VERSION = 4
 
 
 @dataclass(frozen=True)
 class OutputConstraint:
     """Asks the backend to restrict the answer to ``n`` templates, one per line, each holding
-    ``placeholder`` exactly once (GBNF grammar for llama.cpp, JSON schema for APIs that have it).
-    Parsing stays tolerant either way."""
+    ``placeholder`` exactly once and, when ``max_words`` is set, at most that many words (the
+    placeholder counting as one, as ``prompting.parse.word_count`` counts them). GBNF grammar
+    for llama.cpp, JSON schema for APIs that have it; parsing stays tolerant either way."""
 
     n: int
     placeholder: str = "<CLASS>"
     max_chars: int = 300
+    max_words: int | None = None
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,10 @@
 
 The server comes from ``OPENAI_BASE_URL`` (vLLM, Ollama, llama.cpp server, LM Studio, gateways),
 the key from ``OPENAI_API_KEY``. Options can ride on the spec as a query string, e.g.
-``openai:qwen2.5?response_format=json_object&concurrency=8&timeout=30``. Retries are ours:
-bounded, exponential, honouring ``Retry-After`` on 429, 5xx, timeouts and broken answers."""
+``openai:qwen2.5?response_format=json_object&concurrency=8&timeout=30``; none is needed. Retries
+are ours: bounded, exponential, honouring ``Retry-After`` on 429, 5xx, timeouts and broken
+answers. A server that rejects the ``response_format`` is asked again at once with the next one
+(``llm.formats``); that costs no retry and is recorded with the call."""
 
 from __future__ import annotations
 
@@ -17,7 +19,8 @@ from typing import Any
 from ipo_vlm.registry import nonnegative_float, nonnegative_int, positive_float, positive_int, spec_options, takes_options, text
 from ipo_vlm.errors import BackendError, ConfigError, LLMError
 from ipo_vlm.llm.base import LLMRequest, LLMResponse
-from ipo_vlm.llm.constraint import RESPONSE_FORMATS, response_format
+from ipo_vlm.llm.constraint import response_format
+from ipo_vlm.llm.formats import AUTO, FORMAT_CHAIN, FORMATS, is_format_rejection, server_reason
 from ipo_vlm.llm.openai_settings import DEFAULT_BASE_URL, OpenAISettings
 from ipo_vlm.llm.retry import Retryable, RetryPolicy, parse_retry_after, with_retries
 from ipo_vlm.llm.tokens import estimate_request_tokens, estimate_tokens
@@ -34,26 +37,31 @@ _OPTION_TYPES: dict[str, Any] = {
 }
 
 
+class FormatRejected(Exception):
+    """The server rejected the request's ``response_format`` (not worth a retry as it is)."""
+
+
 class OpenAIChat:
     """Chat completions against an OpenAI-compatible server.
 
-    ``response_format`` is the server's capability for constrained output: ``json_schema``
-    (OpenAI structured outputs), ``json_object`` (JSON mode with the schema beside it, as the
-    llama.cpp server takes it) or ``none``. The raw text is returned either way."""
+    ``response_format`` is the first format a constrained call tries: ``json_schema`` (OpenAI
+    structured outputs), ``json_object`` (JSON mode with the schema beside it, as llama.cpp's
+    servers take it), ``none``, or ``auto`` (the default: ``json_schema``). A rejected format
+    falls back down that chain. The raw text is returned either way."""
 
     def __init__(
         self,
         model: str,
         settings: OpenAISettings | None = None,
-        response_format: str = "json_schema",
+        response_format: str = AUTO,
         concurrency: int = 4,
         retry: RetryPolicy | None = None,
         rng: random.Random | None = None,
     ) -> None:
         if not model:
             raise ConfigError("the openai backend needs a model name, e.g. openai:gpt-4o-mini")
-        if response_format not in RESPONSE_FORMATS:
-            raise ConfigError(f"unknown response_format {response_format!r}; known: {', '.join(RESPONSE_FORMATS)}")
+        if response_format != AUTO and response_format not in FORMAT_CHAIN:
+            raise ConfigError(f"unknown response_format {response_format!r}; known: {', '.join((AUTO, *FORMAT_CHAIN))}")
         if concurrency < 1:
             raise ConfigError(f"concurrency must be >= 1, got {concurrency}")
         self.model = model
@@ -100,7 +108,7 @@ class OpenAIChat:
             log.warning("model %r is not in the list served by %s (%d models)", self.model, where, len(listed))
 
     # -- calls -----------------------------------------------------------------------------
-    def _kwargs(self, request: LLMRequest) -> dict[str, Any]:
+    def _kwargs(self, request: LLMRequest, fmt: str) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
             "model": self.model,
             "messages": [{"role": role, "content": content} for role, content in request.messages],
@@ -112,27 +120,35 @@ class OpenAIChat:
             kwargs["seed"] = request.seed
         if request.stop:
             kwargs["stop"] = list(request.stop)
-        fmt = response_format(request.constraint, self.response_format)
-        if fmt is not None:
-            kwargs["response_format"] = fmt
+        constraint = response_format(request.constraint, fmt)
+        if constraint is not None:
+            kwargs["response_format"] = constraint
         # repeat_penalty has no OpenAI equivalent (frequency_penalty is a different scale): ignored.
         return kwargs
 
-    def _attempt(self, request: LLMRequest) -> LLMResponse:
-        """One HTTP round trip; transient failures become ``Retryable``, others ``LLMError``."""
+    def _reason(self, e: Any) -> str:
+        """``HTTP status: the server's reason`` on one line (the reason from the error body)."""
+        body = getattr(e, "body", None)
+        if body is None and getattr(e, "response", None) is not None:
+            body = e.response.text
+        return f"HTTP {e.status_code}: {self._scrub(server_reason(body, e.message))}"
+
+    def _attempt(self, request: LLMRequest, fmt: str = "none") -> LLMResponse:
+        """One HTTP round trip; transient failures become ``Retryable``, a rejected response
+        format ``FormatRejected``, others ``LLMError``."""
         import openai
 
         start = time.perf_counter()
         try:
-            raw = self._get_client().chat.completions.create(**self._kwargs(request))
-        except (openai.RateLimitError, openai.InternalServerError) as e:
-            err = LLMError(f"{self.model_id}: {self._scrub(e.message)}")
-            raise Retryable(err, parse_retry_after(e.response.headers)) from None
+            raw = self._get_client().chat.completions.create(**self._kwargs(request, fmt))
         except openai.APIStatusError as e:
-            if e.status_code in (408, 409) or e.status_code >= 500:
-                err = LLMError(f"{self.model_id}: {self._scrub(e.message)}")
+            reason = self._reason(e)
+            if request.constraint is not None and is_format_rejection(e.status_code, reason, fmt):
+                raise FormatRejected(reason) from None
+            err = LLMError(f"{self.model_id}: {reason}")
+            if e.status_code in (408, 409, 429) or e.status_code >= 500:
                 raise Retryable(err, parse_retry_after(e.response.headers)) from None
-            raise LLMError(f"{self.model_id}: {self._scrub(e.message)}") from None
+            raise err from None
         except openai.APITimeoutError:
             raise Retryable(LLMError(f"{self.model_id}: timed out after {self.settings.timeout_s:g}s")) from None
         except openai.APIConnectionError as e:
@@ -166,9 +182,67 @@ class OpenAIChat:
     def complete(self, request: LLMRequest) -> LLMResponse:
         """One chat completion with bounded retries; raises ``LLMError`` when they run out."""
         start = time.perf_counter()
-        resp = with_retries(lambda: self._attempt(request), self.retry, self.rng, what=self.model_id)
+        if request.constraint is None:
+            resp = self._with_retries(request, "none")
+        else:
+            resp = self._complete_constrained(request)
         resp.latency_s = time.perf_counter() - start
         return resp
+
+    def _with_retries(self, request: LLMRequest, fmt: str) -> LLMResponse:
+        return with_retries(lambda: self._attempt(request, fmt), self.retry, self.rng, what=self.model_id)
+
+    @property
+    def format_key(self) -> tuple[str, str]:
+        return (self.settings.public_base_url(), self.model)
+
+    def _complete_constrained(self, request: LLMRequest) -> LLMResponse:
+        first = FORMAT_CHAIN[0] if self.response_format == AUTO else self.response_format
+        fmt, confirmed = FORMATS.start(self.format_key, first)
+        if confirmed:
+            return self._negotiate(request, fmt)
+        with FORMATS.probe(self.format_key):  # one call at a time until the server took a format
+            return self._negotiate(request, FORMATS.start(self.format_key, first)[0])
+
+    def _negotiate(self, request: LLMRequest, fmt: str) -> LLMResponse:
+        """Call with ``fmt``, stepping down the chain at once when the server rejects it."""
+        rejected: list[dict[str, str]] = []
+        while True:
+            try:
+                resp = self._with_retries(request, fmt)
+            except FormatRejected as r:
+                rejected.append({"format": fmt, "reason": str(r)})
+                nxt = FORMATS.rejected(self.format_key, fmt, str(r))
+                log.warning("%s rejected response_format %s; using %s from now on", self.model_id, fmt, nxt)
+                if nxt is None:
+                    raise LLMError(f"{self.model_id}: {r}") from None
+                fmt = nxt
+                continue
+            FORMATS.accepted(self.format_key, fmt)
+            resp.extra["response_format"] = fmt
+            if rejected:
+                resp.extra["response_format_rejected"] = rejected
+            return resp
+
+    def probe_formats(self) -> list[tuple[str, str, str]]:
+        """``(format, verdict, reason)`` per response format, one tiny call each and no retries;
+        the verdict is ``accepted``, ``rejected`` (the format) or ``failed`` (anything else)."""
+        from ipo_vlm.llm.base import OutputConstraint
+
+        request = LLMRequest(messages=(("user", "Write one template for photos of animals, with <CLASS> once."),),
+                             temperature=0.0, max_tokens=24, seed=0, constraint=OutputConstraint(1))
+        out = []
+        for fmt in FORMAT_CHAIN:
+            try:
+                self._attempt(request, fmt)
+                out.append((fmt, "accepted", ""))
+            except FormatRejected as r:
+                out.append((fmt, "rejected", str(r)))
+            except Retryable as r:
+                out.append((fmt, "failed", str(r.cause).removeprefix(f"{self.model_id}: ")))
+            except LLMError as e:
+                out.append((fmt, "failed", str(e).removeprefix(f"{self.model_id}: ")))
+        return out
 
     def complete_many(self, requests: list[LLMRequest]) -> list[LLMResponse | LLMError]:
         """Independent requests on a thread pool of ``max_concurrency``; errors stay in place."""

@@ -65,7 +65,8 @@ class OptimizationLoop(SearchLoop):
 
     def _request(self, messages: tuple[tuple[str, str], ...], step: int, sample_index: int) -> LLMRequest:
         llm, candidates = self.config.llm, self.config.optimize.candidates
-        constraint = (OutputConstraint(n=candidates, placeholder=LLM_PLACEHOLDER, max_chars=self.proposer.max_chars)
+        constraint = (OutputConstraint(n=candidates, placeholder=LLM_PLACEHOLDER, max_chars=self.proposer.max_chars,
+                                       max_words=getattr(self.proposer, "max_words", None))
                       if llm.constrained else None)
         return LLMRequest(
             messages=messages,

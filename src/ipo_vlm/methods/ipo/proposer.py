@@ -23,6 +23,8 @@ class Proposer(Protocol):
     """Turns the memory into a meta-prompt and an LLM answer into candidate templates."""
 
     max_chars: int
+    #: the word limit of a template (also the output grammar's), or None
+    max_words: int | None
 
     def messages(self, memory: Sequence[ScoredTemplate], worst: Sequence[ScoredTemplate] = ()) -> tuple[tuple[str, str], ...]: ...
 
@@ -31,8 +33,8 @@ class Proposer(Protocol):
     def key(self, template: str) -> str: ...
 
 
-#: characters a word may take on average when ``max_words`` bounds a template: sets the length
-#: cap of the output grammar, so a runaway line is cut early and then rejected whole
+#: characters a word may take on average when ``max_words`` bounds a template: the parser's
+#: length cap then (the output grammar bounds the words themselves)
 CHARS_PER_WORD = 12
 
 
