@@ -76,7 +76,7 @@ def setup2(tmp: Path, s: dict[str, str], run_cli: Callable[[list[str]], None]) -
              "--shots", "2", "--steps", "1", "--candidates", "3", "--out", str(folder_run)])
     # a truncated JPEG among the test images: the header is fine, the pixels are not
     trunc = tmp / "trunc"
-    _folders(trunc / "train", {"cat": 6, "dog": 6, "bird": 6, "fish": 6})
+    _folders(trunc / "train", {"cat": 10, "dog": 10, "bird": 10, "fish": 10})
     _folders(trunc / "test", {"cat": 3, "dog": 3, "bird": 3, "fish": 3})
     from PIL import Image
 
@@ -187,7 +187,7 @@ def cases2(s: dict[str, str], Case: Any) -> list[Any]:
         Case("optimize with a 3-class folder", [*opt, "--dataset", f"{t}/three", "--vlm", "demo:fashion", "--shots", "2",
              "--out", f"{t}/o-three"], expect="warn", must="class"),
         # servers
-        Case("backends --check-llm 429 Retry-After 3600", ["backends", "--check-llm", "openai:m"], env=busy, max_s=30,
+        Case("backends --check-llm 429 Retry-After 3600", ["backends", "--check-llm", "openai:m"], env=busy, max_s=60,
              must="[Rr]etry-[Aa]fter|wait"),
         Case("backends --check-llm web page at base URL", ["backends", "--check-llm", "openai:m"], env=html, must="HTML|html|web page"),
         Case("optimize --llm openai web page at base URL", [*opt, "--llm", "openai:m", "--out", f"{t}/o-html"], env=html,
@@ -218,9 +218,9 @@ def cases2(s: dict[str, str], Case: Any) -> list[Any]:
         Case("report: result.json holds a list", ["report", c(10), "--out", f"{t}/r10.html"],
              prep=copy_run(run, c(10), _write("result.json", "[1, 2]")), must="result.json"),
         Case("history: garbage line in history.jsonl", ["history", c(11)], prep=copy_run(run, c(11), _garbage_line("history.jsonl")),
-             expect="warn", must="history.jsonl.*line 2"),
-        Case("resume: garbage line in steps.jsonl", ["optimize", "--resume", "--out", c(12), "--steps", "2"],
-             prep=copy_run(run, c(12), _garbage_line("steps.jsonl")), expect="warn", must="steps.jsonl.*line 2"),
+             expect="warn", must="line 2 of .*history.jsonl"),
+        Case("resume: garbage line in steps.jsonl", ["optimize", "--resume", "--out", c(12)],
+             prep=copy_run(run, c(12), _garbage_line("steps.jsonl")), expect="warn", must="line 2 of .*steps.jsonl"),
         Case("history: NaN scores in history.jsonl", ["history", c(13)], prep=copy_run(run, c(13), _nan_line),
              expect="warn", must="history.jsonl"),
         Case("history: split.json holds a string", ["classify", "--run", c(14), img],

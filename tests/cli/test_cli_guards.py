@@ -82,7 +82,7 @@ def test_os_errors_are_one_line_and_a_broken_pipe_is_quiet(monkeypatch, capsys):
     monkeypatch.setattr("ipo_vlm.cli.history.run", full)
     assert main(["history", "x"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["ipo: error: cannot write or read /cache/features/seg-1.bin: No space left on device; free some space "
+    assert err == ["ipo: error: cannot use /cache/features/seg-1.bin: No space left on device; free some space "
                    "(or point IPO_CACHE_DIR / --out elsewhere)"]
 
 
@@ -99,7 +99,7 @@ def test_stdout_closed_full_or_gone(run):
     with open("/dev/full", "w") as full:
         done = _cli("history", str(run), stdout=full)
     assert done.returncode == 2 and done.stderr.strip().splitlines() == [
-        "ipo: error: cannot write or read: No space left on device; free some space (or point IPO_CACHE_DIR / --out elsewhere)"]
+        "ipo: error: cannot read or write: No space left on device; free some space (or point IPO_CACHE_DIR / --out elsewhere)"]
     proc = subprocess.Popen([sys.executable, "-m", "ipo_vlm.cli.main", "history", str(run), "--top", "0"],
                             env={**os.environ, "PYTHONPATH": str(SRC)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     proc.stdout.close()  # the reader is gone, as after `| head -0`

@@ -107,17 +107,18 @@ def _fail(message: str) -> int:
 
 
 def os_error_line(e: OSError) -> str:
-    """One line for an OS error the user can fix: what failed, where, and why."""
+    """One line for an OS error the user can fix: which file, why, and what to do."""
     import errno
 
-    where = f" {e.filename}" if getattr(e, "filename", None) else ""
     reason = e.strerror or str(e) or type(e).__name__
+    where = f"cannot use {e.filename}: " if getattr(e, "filename", None) else "cannot read or write: "
     hint = {errno.ENOSPC: "free some space (or point IPO_CACHE_DIR / --out elsewhere)",
             errno.EDQUOT: "free some space (or point IPO_CACHE_DIR / --out elsewhere)",
             errno.EACCES: "check the permissions, or choose another --out / IPO_CACHE_DIR",
             errno.EPERM: "check the permissions, or choose another --out / IPO_CACHE_DIR",
-            errno.EROFS: "the file system is read-only; choose another --out / IPO_CACHE_DIR"}.get(e.errno or 0)
-    return f"cannot write or read{where}: {reason}" + (f"; {hint}" if hint else "")
+            errno.EROFS: "the file system is read-only; choose another --out / IPO_CACHE_DIR",
+            errno.ENAMETOOLONG: "is an argument mistyped?"}.get(e.errno or 0)
+    return f"{where}{reason}" + (f"; {hint}" if hint else "")
 
 
 def _flush_stdout() -> None:

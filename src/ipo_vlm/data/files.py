@@ -68,7 +68,11 @@ def _reason(e: BaseException) -> str:
     from PIL import Image
 
     if isinstance(e, Image.DecompressionBombError):
-        return f"too large to decode safely ({str(e).split('pixels')[0].strip()} pixels)"
+        import re
+
+        found = re.search(r"\((\d+) pixels\)", str(e))
+        size = f"{int(found.group(1)):,} pixels" if found else "too many pixels"
+        return f"too large to decode safely ({size}; PIL refuses more than {2 * (Image.MAX_IMAGE_PIXELS or 0):,})"
     return str(e).splitlines()[0] if str(e) else type(e).__name__
 
 
