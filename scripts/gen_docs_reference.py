@@ -207,8 +207,8 @@ def api_page() -> str:
     names = [n for n in ipo_vlm.__all__ if not n.startswith("_")]
     for name in names:
         module = ipo_vlm._LAZY.get(name) or getattr(ipo_vlm, name).__module__
-        out += [f"## `{name}`", "", f"::: {module}.{name}", "    options:", "      heading_level: 3",
-                "      show_root_heading: false", ""]
+        out += [f"::: {module}.{name}", "    options:", "      heading_level: 2", "      show_root_heading: true",
+                "      show_root_full_path: false", ""]
     return "\n".join(out)
 
 

@@ -163,6 +163,27 @@ class OptimizeConfig(_Settings):
 
 @dataclass(frozen=True)
 class RunConfig(_Settings):
+    """Every setting of one run, in sections; frozen, and validated when built.
+
+    Build one with ``resolve_config`` (a preset, then a settings file, then overrides) or
+    ``preset``; change one with ``updated``. Every field, its default and each preset's
+    value are listed in the settings reference (``docs/reference/settings.md``).
+
+    Attributes:
+        data: the dataset, its root folder, shots per class and the split's seed.
+        vlm: the VLM spec, e.g. ``hf:openai/clip-vit-base-patch16``.
+        llm: the optimizer LLM's spec and sampling settings.
+        captioner: the image captioner's spec and the descriptions' budget in the meta-prompt.
+        optimize: steps, candidates, memory, selection, budget, ensembles, control and the
+            meta-prompt's levers.
+        vlm_options: options passed to the VLM backend (``device``, ``batch_size``, ...).
+        method: how templates are found: ``ipo``, ``random``, ``handcrafted``, ``ensemble80``
+            or a plug-in's name.
+
+    Raises:
+        ConfigError: a value of the wrong type or out of range, when the settings are built.
+    """
+
     data: DataConfig = field(default_factory=DataConfig)
     vlm: str = DEFAULT_VLM
     llm: LLMConfig = field(default_factory=LLMConfig)
@@ -181,14 +202,18 @@ class RunConfig(_Settings):
             raise ConfigError(f"vlm_options must be a mapping of option names to values, got {self.vlm_options!r}")
 
     def to_dict(self) -> dict[str, Any]:
+        """The settings as nested plain dicts: the layout of ``config.json`` and settings files."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> "RunConfig":
+        """Settings from nested dicts in the ``to_dict`` layout; missing fields keep their
+        defaults. Raises ``ConfigError`` naming an unknown or invalid setting."""
         return _build(cls, raw, "config")
 
     @classmethod
     def from_file(cls, path: str | Path) -> "RunConfig":
+        """Settings from a YAML (``.yaml``/``.yml``) or JSON file in the ``to_dict`` layout."""
         return cls.from_dict(read_settings_file(path))
 
     def updated(self, **sections: dict[str, Any]) -> "RunConfig":
@@ -256,6 +281,11 @@ PRESETS["demo-shifted"] = PRESETS["demo"].updated(
 
 
 def preset(name: str) -> RunConfig:
+    """The named preset's settings (``paper``, ``demo``, ``demo-shifted``, ...).
+
+    Raises:
+        ConfigError: no preset of that name; the message lists the known ones.
+    """
     try:
         return PRESETS[name]
     except KeyError:
@@ -301,7 +331,20 @@ def resolve_config(
 ) -> RunConfig:
     """The settings of a run, in layers: a preset (``paper`` unless named) or ``base`` (a
     resumed run's own ``config.json`` section), then a settings file, then ``overrides``
-    (nested like ``RunConfig.to_dict()``, e.g. ``{"optimize": {"steps": 3}}``)."""
+    (nested like ``RunConfig.to_dict()``, e.g. ``{"optimize": {"steps": 3}}``).
+
+    Args:
+        preset_name: the preset to start from; ``paper`` when neither it nor ``base`` is given.
+        base: settings to start from instead of a preset, in the ``to_dict()`` layout.
+        config_file: a YAML or JSON settings file laid over the start; validated on its own too.
+        overrides: nested settings laid over the file, e.g. ``{"method": "random"}``.
+
+    Returns:
+        The validated settings.
+
+    Raises:
+        ConfigError: an unknown preset, an unreadable file, or an unknown or invalid setting.
+    """
     settings = base if base is not None else preset(preset_name or "paper").to_dict()
     if config_file:
         settings = merge_settings(settings, read_settings_file(config_file))
