@@ -90,3 +90,15 @@ def test_preset_values_are_shown_per_preset():
     row = next(line for line in page.splitlines() if line.startswith("| `vlm` |"))
     for config in PRESETS.values():
         assert f"`{config.vlm}`" in row
+
+
+def test_every_file_a_run_writes_is_on_the_run_directory_page(tmp_path):
+    """A real run (``optimize`` on the torch-free fakes) writes only files the page describes."""
+    from helpers.report import fake_run
+
+    run = fake_run(tmp_path / "run", steps=2).path
+    page = (REPO / "docs" / "reference" / "run-directory.md").read_text(encoding="utf-8")
+    written = sorted({p.relative_to(run).parts[0] + ("/" if p.parent != run else "") for p in run.rglob("*") if p.is_file()})
+    assert {"config.json", "split.json", "history.jsonl", "result.json"} <= set(written), written
+    missing = [name for name in written if f"`{name}`" not in page]
+    assert not missing, f"docs/reference/run-directory.md does not describe {missing}"
