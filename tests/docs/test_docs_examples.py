@@ -61,3 +61,19 @@ def test_the_grid_files_shown_load(tmp_path):
         path = tmp_path / f"grid{i}.yaml"
         path.write_text(block, encoding="utf-8")
         assert load_grid(path).cells(), where
+
+
+def test_the_readme_links_resolve_and_it_stays_short():
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    assert len(text.encode("utf-8")) <= 10_000, "README.md over 10 KB: move detail into docs/"
+    headings = {re.sub(r"[^a-z0-9 -]", "", h.lower()).replace(" ", "-") for h in re.findall(r"^#+ (.+)$", text, flags=re.M)}
+    for target in re.findall(r"\]\(([^)]+)\)", text):
+        if target.startswith(("http://", "https://")):
+            continue
+        path, _, anchor = target.partition("#")
+        if path:
+            assert (REPO / path).exists(), target
+        else:
+            assert anchor in headings, target
+    # the first screen leads to the own-images recipe
+    assert "your own images with your API key" in "\n".join(text.splitlines()[:12])
