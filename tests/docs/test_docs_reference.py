@@ -58,6 +58,8 @@ def test_every_subcommand_and_setting_is_on_its_page():
     settings = pages["reference/settings.md"]
     for name in names(RunConfig):
         assert f"| `{name}` |" in settings, name
+    undescribed = [line.split("|")[1].strip() for line in settings.splitlines() if gen.UNDESCRIBED in line]
+    assert not undescribed, f"settings without a description: {undescribed}; add a `#:` comment above each in config.py"
     header = next(line for line in settings.splitlines() if line.startswith("| setting |"))
     for preset in PRESETS:
         assert f"| `{preset}` |" in header, preset
