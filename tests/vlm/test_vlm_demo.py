@@ -101,7 +101,7 @@ def test_zero_shot_accuracy_base_and_novel(vlm, demo_test):
     images, labels, classnames = demo_test
     feats = vlm.encode_images(images)
     base, novel = _zero_shot(vlm, feats, labels, classnames, BASELINE)
-    # measured on the full Debian test split: well above these bounds (see README)
+    # measured on the full Debian test split: well above these bounds (see docs/demo-standins.md)
     assert base >= 0.70 and novel >= 0.70, (base, novel)
     # and far above chance: a shuffled class order must collapse accuracy
     shuffled = list(classnames[1:5]) + [classnames[0]] + list(classnames[6:]) + [classnames[5]]

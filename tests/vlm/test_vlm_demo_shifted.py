@@ -207,7 +207,7 @@ def test_accuracy_floors_on_the_shifted_images(vlm, shifted_features, shifted_te
 
 
 #: least gain of the obvious medium template over "a photo of a {}." (H) asserted for the shipped
-#: weights; measured on the bundled test images: blurry +16.3, sketch +7.5 (README has the table)
+#: weights; measured on the bundled test images: blurry +16.3, sketch +7.5 (docs/demo-standins.md has the table)
 MIN_GAIN = {"blurry": 0.10, "sketch": 0.03}
 
 

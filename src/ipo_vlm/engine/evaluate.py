@@ -31,7 +31,14 @@ def harmonic_mean(base: float, novel: float) -> float:
 
 @dataclass(frozen=True)
 class EvalScores:
-    """One template's test accuracies, as fractions in [0, 1]."""
+    """One template's test accuracies, as fractions in [0, 1].
+
+    Attributes:
+        template: the template (or an ensemble's label).
+        base_acc: accuracy on the base classes' test images, among the base classes.
+        novel_acc: accuracy on the novel classes' test images, among the novel classes.
+        hm: the harmonic mean of the two, the headline number.
+    """
 
     template: str
     base_acc: float
@@ -118,7 +125,24 @@ def evaluate_on(
     vlm_options: dict[str, Any] | None = None,
 ) -> list[EvalScores]:
     """Evaluate templates on any dataset and VLM. ``shots``/``seed`` only pick the base/novel
-    split's few-shot part; the test part is the dataset's full test split either way."""
+    split's few-shot part; the test part is the dataset's full test split either way.
+
+    Args:
+        dataset_name: a dataset name (``demo``, ``oxford_pets``, ``folder``, ...).
+        data_root: the folder that holds it (``None`` for the bundled demo).
+        vlm_spec: the VLM spec, e.g. ``hf:openai/clip-vit-base-patch16``.
+        templates: the templates to evaluate, each with ``{}`` for the class name.
+        shots: few-shot images per class of the split.
+        seed: the split's seed.
+        progress: called while test images are encoded.
+        vlm_options: options for the VLM backend (``device``, ``batch_size``).
+
+    Returns:
+        One ``EvalScores`` (``template``, ``base_acc``, ``novel_acc``, ``hm``) per template.
+
+    Raises:
+        ConfigError: a template without exactly one ``{}``.
+    """
     from ipo_vlm.data import load_dataset, make_split
     from ipo_vlm.vlm import create_vlm
 

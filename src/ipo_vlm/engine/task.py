@@ -29,7 +29,17 @@ REASON_TOKEN_LIMIT = "over the VLM's token limit"
 
 class Task:
     """Scores templates on a split's base-class training (and, with ``with_val``, validation)
-    images and evaluates them on its base and novel test images."""
+    images and evaluates them on its base and novel test images.
+
+    Image features come from the content-addressed feature store, so building a task encodes
+    only images not seen before by this VLM.
+
+    Args:
+        dataset: the dataset the split was drawn from.
+        split: the few-shot split (base/novel classes, training, validation and test items).
+        vlm: the frozen vision-language model.
+        with_val: also encode the validation images (for ``val`` and ``trainval`` selection).
+    """
 
     def __init__(self, dataset: "Dataset", split: "TaskSplit", vlm: "VisionLanguageModel", with_val: bool = False) -> None:
         import numpy as np

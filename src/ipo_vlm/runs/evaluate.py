@@ -22,7 +22,19 @@ def evaluate_run(
 ) -> list[EvalScores]:
     """Evaluate a run's best template (from ``result.json``, else chosen from its history), or
     the given ``templates``, on the run's own dataset and split; ``vlm_spec`` swaps the VLM and
-    ``vlm_options`` (device, batch size) override the run's."""
+    ``vlm_options`` (device, batch size) override the run's.
+
+    Args:
+        run: the run directory.
+        templates: templates to evaluate instead of the run's best (each with ``{}``).
+        vlm_spec: a VLM spec to use instead of the run's.
+        progress: called while test images are encoded.
+        vlm_options: VLM options (``device``, ``batch_size``) laid over the run's.
+
+    Returns:
+        One ``EvalScores`` (``template``, ``base_acc``, ``novel_acc``, ``hm``, fractions in
+        [0, 1]) per template, in order.
+    """
     from ipo_vlm.data import load_dataset, load_split
     from ipo_vlm.vlm import create_vlm
 

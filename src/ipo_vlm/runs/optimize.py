@@ -80,7 +80,15 @@ def resolve_run_config(
     overrides: dict[str, Any] | None = None,
 ) -> RunConfig:
     """A run's settings as the command line resolves them: a preset — or, when resuming without
-    a preset or settings file, the run's own ``config.json`` — then the file, then ``overrides``."""
+    a preset or settings file, the run's own ``config.json`` — then the file, then ``overrides``.
+
+    Args:
+        out: the run directory (read only when resuming).
+        resume: start from the run's own settings instead of a preset.
+        preset: the preset to start from (``paper`` unless named).
+        config_file: a YAML or JSON settings file.
+        overrides: nested settings laid over the rest, e.g. ``{"optimize": {"steps": 3}}``.
+    """
     from ipo_vlm.config import resolve_config
 
     base = None
@@ -193,12 +201,33 @@ def optimize(
     backends: Backends | None = None,
 ) -> RunResult:
     """Run (or resume) ``config.method`` (IPO by default) into the run directory ``out``; returns the
-    :class:`RunResult` also written to ``result.json``.
+    ``RunResult`` also written to ``result.json``.
 
-    ``progress`` receives a :class:`~ipo_vlm.methods.base.Progress` after each step, ``stage`` a
+    ``progress`` receives a ``Progress`` after each step, ``stage`` a
     short line when a phase starts; ``hook(event, step)`` is called at the crash-safe points
     ("config", "candidate", "step_done", "result"), for tests that simulate a kill there. The run
-    directory has one writer: a second process is refused (``RunLock``) while this one runs."""
+    directory has one writer: a second process is refused (``RunLock``) while this one runs.
+
+    Args:
+        config: the run's settings (see ``resolve_config``).
+        out: the run directory; created if missing. Every file in it is append-only or
+            written atomically, so a run killed at any moment can be resumed.
+        resume: continue the run already in ``out`` instead of starting one.
+        progress: called with the progress after each step.
+        stage: called with a short line when a phase starts.
+        hook: called at the crash-safe points, for tests.
+        backends: the dataset, VLM, LLM and captioner to use instead of those the settings
+            name (tests pass fakes here).
+
+    Returns:
+        The run's result, also written to ``out/result.json``. A spent token budget is not an
+        error: the run ends cleanly, resumable, with ``stopped == "budget"``.
+
+    Raises:
+        ConfigError: invalid settings or output path, or a run directory held by another process.
+        DataError: a dataset or image that cannot be used.
+        BackendError: a model or server that cannot be loaded or reached, or a missing API key.
+    """
     from ipo_vlm.io.paths import cache_dir, check_creatable_dir, check_output_path
     from ipo_vlm.runs.lock import RunLock
 

@@ -22,7 +22,24 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class RunResult:
     """The selected template with its base/novel/H on the test split, the same for the
-    baselines, and the run's costs. Accuracies are fractions in [0, 1]."""
+    baselines, and the run's costs. Accuracies are fractions in [0, 1].
+
+    Attributes:
+        best_template: the selected template, with ``{}`` for the class name.
+        base_acc: its test accuracy on the base classes.
+        novel_acc: its test accuracy on the unseen novel classes.
+        hm: the harmonic mean of the two.
+        best_source: where it came from: ``seed``, ``llm`` or another method's name.
+        select_on: the selection key it was chosen by (``train``, ``val``, ``trainval``, ``loss``).
+        baseline: "a photo of a {}." evaluated the same way.
+        handcrafted: the dataset's hand-crafted template evaluated the same way.
+        stopped: why the run ended (``"budget"`` when the token budget was spent).
+        llm_tokens_in: prompt tokens spent (cached answers cost none).
+        llm_tokens_out: completion tokens spent.
+        baseline_kept: the search found nothing better than a baseline seed.
+        ensembles: the top-K ensembles evaluated beside the single template.
+        control: the random-search control on the same split, with ``diff_hm``.
+    """
 
     best_template: str
     base_acc: float
