@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -170,6 +171,12 @@ def test_dry_run_checks_the_backends_then_prints_calls_tokens_and_cost_and_write
     assert "8 cells: 0 finished, 8 to run" in out and "openai:gpt-4o-mini" in out
     assert "ipo" in out and "40-120" in out  # 4 cells x 10 steps, up to 2 retries per step
     assert "estimated cost: ~$0.0" in out and "prices of 2025-" in out
+    # the VLM's part, timed here: images not yet in the feature store, prompts of all cells
+    images = re.search(r"images to encode: ([\d,]+) not in the feature store", out)
+    prompts = re.search(r"prompts: ([\d,]+) over 8 cells", out)
+    assert images and int(images.group(1).replace(",", "")) > 0
+    assert prompts and int(prompts.group(1).replace(",", "")) > 4 * 10 * 5  # 4 IPO cells x 10 steps x 5 candidates, x classes
+    assert "VLM time on cpu: ~" in out
     assert not (tmp_path / "bench").exists()
 
 

@@ -135,6 +135,9 @@ def test_dry_run_is_a_preflight_then_an_estimate(env, capsys, tmp_path):
     assert "calls: 10 (up to 30 with retries)" in printed
     tokens = int(printed.split("first prompt: ~")[1].split()[0])
     assert tokens > 50
+    # the VLM's part: the demo's 5 base classes x 3 candidates per step, timed on this machine
+    assert "prompts: 15 per step x 10 steps" in printed and "VLM time on cpu: ~" in printed
+    assert "images to encode: " in printed and " not in the feature store" in printed
     assert not (tmp_path / "dry").exists()
 
 

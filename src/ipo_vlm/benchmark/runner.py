@@ -202,6 +202,7 @@ def dry_run(grid: Grid, benchdir: str | Path, force: bool = False) -> dict[str, 
     prices = load_prices(grid.prices)
     rows = []
     checked: dict[str, str | None] = {}  # backends key -> its preflight error
+    runnable: list[Any] = []
     for p in plans:
         if p.action not in ("new", "resume"):
             continue
@@ -217,5 +218,18 @@ def dry_run(grid: Grid, benchdir: str | Path, force: bool = False) -> dict[str, 
         except Exception as e:  # a cell that cannot even be planned is reported, not fatal
             row["error"] = one_line(e)
         rows.append(row)
+        if "error" not in row:
+            runnable.append(p.cell)
     return {"cells": len(plans), "skip": sum(p.action in ("skip", "record") for p in plans), "rows": rows,
-            "prices_date": prices.date}
+            "prices_date": prices.date, "compute": plan_compute(runnable)}
+
+
+def plan_compute(cells: list[Any]) -> Any:
+    """The VLM's images and prompts for the cells to run, timed on a sample here
+    (:func:`ipo_vlm.engine.preflight.estimate_grid`); None when no cell runs."""
+    from ipo_vlm.engine.preflight import estimate_grid
+    from ipo_vlm.methods.fixed import FIXED_METHODS
+
+    if not cells:
+        return None
+    return estimate_grid([(c.run_config(), c.method not in FIXED_METHODS) for c in cells])

@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--executor", choices=("local", "ray"), default="local", help="where cells run (default: local)")
     p.add_argument("--jobs", type=int, default=1, help="local processes in parallel (with ray: CPUs of a local instance)")
     p.add_argument("--ray-address", default=None, help="Ray cluster address (default: start a local instance)")
-    p.add_argument("--dry-run", action="store_true", help="check every cell's dataset and backends, then print cells, LLM calls, tokens and estimated cost (exit 2 if a cell cannot run)")
+    p.add_argument("--dry-run", action="store_true", help="check every cell's dataset and backends, then print cells, LLM calls, tokens and estimated cost, and the images and prompts to encode with their time measured here (exit 2 if a cell cannot run)")
     p.add_argument("--force", action="store_true", help="run cells whose settings changed into new cell directories")
     p.set_defaults(func=run)
 
@@ -42,6 +42,8 @@ def _print_dry_run(plan: dict[str, Any]) -> None:
             print(f"cannot run {r['name']}: {r['error']}")
     cost_text = "unknown (a model has no price; add it under prices: in the grid)" if total_cost is None else f"~${total_cost:.2f}"
     print(f"estimated cost: {cost_text} (prices of {plan['prices_date']}; a method that runs no LLM costs nothing)")
+    if plan.get("compute") is not None:
+        print("\n".join(plan["compute"].lines()))
 
 
 def _line(rec: dict[str, Any]) -> str:

@@ -62,7 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--preset", default=None, help="starting settings: paper (default) or demo")
     p.add_argument("--config", default=None, metavar="FILE", help="settings file (YAML or JSON, RunConfig layout)")
     p.add_argument("--dry-run", action="store_true",
-                   help="check the dataset and every backend (exit 2 on a problem), then print the LLM calls and tokens a run would need")
+                   help="check the dataset and every backend (exit 2 on a problem), then print the LLM calls and tokens a run would need, and the images and prompts it would encode with their time measured here")
     add_run_args(p)
     p.set_defaults(func=run)
 
@@ -229,7 +229,7 @@ def exit_code(result: Any) -> int:
     return EXIT_BUDGET if result.stopped == "budget" else 0
 
 
-def preflight(config: Any) -> None:
+def preflight(config: Any) -> Any:
     """What ``--dry-run`` checks before it estimates: the output and cache paths, the method,
     the dataset and every backend the run would create (a missing API key, model or file is an
     error here, not after the features)."""
@@ -238,14 +238,25 @@ def preflight(config: Any) -> None:
     from ipo_vlm.runs.optimize import create_backends
 
     cache_dir()
-    create_backends(config, uses_llm=create_method(config.method).uses_llm)
+    return create_backends(config, uses_llm=create_method(config.method).uses_llm)
+
+
+def print_compute(config: Any, backends: Any) -> None:
+    """The VLM's part of the run (images and prompts to encode), timed on a sample here."""
+    from ipo_vlm.engine.preflight import estimate_compute
+    from ipo_vlm.methods.fixed import FIXED_METHODS
+
+    estimate = estimate_compute(config, backends.dataset, backends.vlm, searches=config.method not in FIXED_METHODS)
+    print(f"VLM: {config.vlm}")
+    print("\n".join(estimate.lines()))
 
 
 def run(args: argparse.Namespace) -> int:
     config = resolve_config(args)
     if args.dry_run:
-        preflight(config)
+        backends = preflight(config)
         print_dry_run(config)
+        print_compute(config, backends)
         return 0
     if args.resume and not args.out:
         raise ConfigError("--resume needs --out RUNDIR (the run to continue)")

@@ -165,6 +165,14 @@ class FeatureStore:
         self._log = VectorLog(self.shard_dir, meta=meta)
         self.stats: dict[str, int] = {"hits": 0, "computed": 0}
 
+    def has(self, key: bytes) -> bool:
+        """Whether the image of this content key (see :func:`key_bytes`) is stored."""
+        return key in self._log
+
+    def has_any(self) -> bool:
+        """Whether anything is stored for this VLM, without reading the store."""
+        return self.shard_dir.is_dir() and any(self.shard_dir.glob("seg-*.bin"))
+
     def features(
         self,
         dataset: "Dataset",
