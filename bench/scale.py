@@ -29,6 +29,7 @@ import json
 import os
 import random
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -40,9 +41,15 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 
 
-def rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+def rss_mb() -> tuple[float, float]:
+    """(resident, of which anonymous: heap and tensors, not mapped cache files) in MB."""
+    fields = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(("VmRSS:", "RssAnon:")):
+                name, value = line.split(":")
+                fields[name] = int(value.split()[0]) / 1024
+    return fields.get("VmRSS", 0.0), fields.get("RssAnon", 0.0)
 
 
 def peak_mb() -> float:
@@ -169,11 +176,15 @@ def child(args: argparse.Namespace) -> dict:
     from ipo_vlm.vlm import create_vlm
 
     work = Path(args.work)
-    os.environ["IPO_CACHE_DIR"] = str(work / f"cache-{args.child}")
+    cache, out = work / f"cache-{args.child}", work / f"run-{args.child}"
+    for stale in (cache / "text", cache / "llm", out):  # a rerun starts cold; stored image features stay
+        shutil.rmtree(stale, ignore_errors=True)
+    os.environ["IPO_CACHE_DIR"] = str(cache)
     root = make_imagenet(work / f"data-{args.child}", args.child, args.shots)
     vlm = create_vlm(f"hf:{args.clip}", device=args.device, dtype=args.dtype)
     dataset = load_dataset("imagenet", str(root))
-    prefill_features(dataset, vlm)
+    if not args.encode_images:
+        prefill_features(dataset, vlm)
     sec_per_image = image_speed(vlm, args.image_sample) if args.image_sample else None
     clock = Clock()
     vlm.encode_texts = clock.wrap(vlm.encode_texts, "text", count_prompts=True)
@@ -191,14 +202,13 @@ def child(args: argparse.Namespace) -> dict:
 
     def progress(p) -> None:
         if not p.doing:
-            marks.append({"t": time.perf_counter(), "rss": rss_mb(), "opens": clock.opens, "prompts": clock.prompts, **clock.totals})
+            rss, anon = rss_mb()
+            marks.append({"t": time.perf_counter(), "rss": rss, "anon": anon, "opens": clock.opens, "prompts": clock.prompts, **clock.totals})
 
     started = time.perf_counter()
-    out = work / f"run-{args.child}"
     result = optimize(config, out, backends=Backends(dataset, vlm, llm, NoCaptioner()), progress=progress)
     ended = time.perf_counter()
-    steps = [{k: b[k] - a[k] if k != "rss" else b[k] for k in b} for a, b in zip(marks, marks[1:])]
-    cache = work / f"cache-{args.child}"
+    steps = [{k: b[k] - a[k] if k not in ("rss", "anon") else b[k] for k in b} for a, b in zip(marks, marks[1:])]
     return {
         "classes": args.child, "base": len(result.to_dict().get("base_classnames", [])) or args.child // 2,
         "steps": steps, "seed_step_s": marks[0]["t"] - started, "eval_s": ended - marks[-1]["t"],
@@ -220,6 +230,7 @@ def summarise(r: dict) -> dict:
         "s_step": mean["t"], "llm": mean["llm"], "text": mean["text"], "overhead": overhead,
         "overhead_pct": 100 * overhead / max(mean["score"], 1e-9), "files": mean["t"] - mean["llm"] - mean["score"],
         "opens": mean["opens"], "rss_first": r["steps"][0]["rss"], "rss_last": r["steps"][-1]["rss"], "peak": r["peak_mb"],
+        "anon_first": r["steps"][0]["anon"], "anon_last": r["steps"][-1]["anon"],
         "features_mb": r["features_mb"], "text_mb": r["text_mb"], "llm_cache_mb": r["llm_cache_mb"], "run_mb": r["run_mb"],
         "eval_s": r["eval_s"], "sec_per_image": r["sec_per_image"], "steps_done": r["steps_done"],
     }
@@ -229,11 +240,11 @@ def print_tables(rows: list[dict], args: argparse.Namespace) -> None:
     print(f"\n{args.steps} steps x 5 candidates, {args.shots}-shot, {args.dtype} on {args.device} "
           f"(means over steps 2..{args.steps} when there are 3 or more)")
     print(f"{'classes':>8}{'prompts/step':>13}{'prompts/s':>10}{'s/step':>8}{'LLM':>7}{'text':>7}{'score-text':>11}"
-          f"{'(% score)':>10}{'files+rest':>11}{'opens/step':>11}{'RSS 1st->last MB':>18}{'peak MB':>9}")
+          f"{'(% score)':>10}{'files+rest':>11}{'opens/step':>11}{'RSS 1st->last MB':>18}{'anon 1st->last':>16}{'peak MB':>9}")
     for s in rows:
         print(f"{s['classes']:>8}{s['prompts_step']:>13.0f}{s['prompts_s']:>10.1f}{s['s_step']:>8.2f}{s['llm']:>7.3f}{s['text']:>7.2f}"
               f"{s['overhead']:>11.3f}{s['overhead_pct']:>9.1f}%{s['files']:>11.3f}{s['opens']:>11.1f}"
-              f"{s['rss_first']:>9.0f} ->{s['rss_last']:>6.0f}{s['peak']:>9.0f}")
+              f"{s['rss_first']:>9.0f} ->{s['rss_last']:>6.0f}{s['anon_first']:>8.0f} ->{s['anon_last']:>6.0f}{s['peak']:>9.0f}")
     print(f"\n{'classes':>8}{'features MB':>12}{'text cache MB':>14}{'LLM cache MB':>13}{'run dir MB':>11}{'eval s':>8}{'s/image':>9}")
     for s in rows:
         img = f"{s['sec_per_image']:.3f}" if s["sec_per_image"] else "-"
@@ -246,7 +257,8 @@ def print_tables(rows: list[dict], args: argparse.Namespace) -> None:
               f"scoring overhead x{b['overhead'] / max(a['overhead'], 1e-9):.1f}, peak memory x{b['peak'] / a['peak']:.2f}, "
               f"text cache x{b['text_mb'] / max(a['text_mb'], 1e-9):.1f}")
     for s in rows:
-        print(f"{s['classes']} classes: memory {s['rss_last'] - s['rss_first']:+.0f} MB from step 1 to step {s['steps_done']}; "
+        print(f"{s['classes']} classes: memory {s['rss_last'] - s['rss_first']:+.0f} MB resident, {s['anon_last'] - s['anon_first']:+.0f} MB "
+              f"anonymous from step 1 to step {s['steps_done']}; "
               f"scoring overhead outside the text forward {s['overhead_pct']:.1f}% of scoring (goal <= 10%)")
 
 
@@ -255,10 +267,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--classes", default="100,500,1000", help="comma-separated class counts (ImageNet has 1000)")
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--shots", type=int, default=1)
-    p.add_argument("--arch", default="vit-b-16", help="CLIP shapes: vit-b-16 or tiny")
+    p.add_argument("--arch", default="vit-b-16", help="CLIP shapes: vit-b-16, tiny-512 (ViT-B/16 embedding width, tiny towers) or tiny")
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16"))
     p.add_argument("--image-sample", type=int, default=8, help="images to time the image tower on (0: skip)")
+    p.add_argument("--encode-images", action="store_true", help="encode every image with the VLM (on a GPU) instead of storing random features")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     p.add_argument("--work", default=None, help="where the model, data and caches go (default: a temp dir)")
     p.add_argument("--json", default=None, help="also write the per-class summaries here")
@@ -282,14 +295,17 @@ def main(argv: list[str] | None = None) -> int:
     for n in (int(c) for c in args.classes.split(",")):
         cmd = [sys.executable, str(HERE / "scale.py"), "--child", str(n), "--clip", str(clip), "--work", str(work),
                "--steps", str(args.steps), "--shots", str(args.shots), "--device", args.device, "--dtype", args.dtype,
-               "--image-sample", str(args.image_sample if not rows else 0)] + (["--threads", str(args.threads)] if args.threads else [])
+               "--image-sample", str(args.image_sample if not rows else 0)] + (["--encode-images"] if args.encode_images else []) + (["--threads", str(args.threads)] if args.threads else [])
         print(f"running {n} classes ...", file=sys.stderr, flush=True)
         done = subprocess.run(cmd, capture_output=True, text=True)
         line = next((ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")), None)
         if done.returncode or line is None:
             print(done.stderr[-3000:], file=sys.stderr)
             return 1
-        rows.append(summarise(json.loads(line[7:])))
+        raw = json.loads(line[7:])
+        (work / f"result-{n}.json").write_text(json.dumps(raw))
+        rows.append(summarise(raw))
+        print(f"{n} classes: {rows[-1]['s_step']:.2f} s/step, {rows[-1]['prompts_s']:.1f} prompts/s", file=sys.stderr, flush=True)
         if rows[0]["sec_per_image"] and len(rows) > 1:
             rows[-1]["sec_per_image"] = None
     print_tables(rows, args)

@@ -100,3 +100,34 @@ def test_long_template_is_rejected_naming_the_class_that_overflows(vlm) -> None:
     with pytest.raises(ConfigError, match="Staffordshire Bull Terrier"):
         scorer.score([template], names, feats, np.arange(len(names)))
     assert scorer.check("a photo of a {}.", names) is None
+
+
+TRICKY = ["a photo of a {}.", "{}", "a {}s in the wild", "the {}'s shadow", "'{}'", "a.{}.", "x{}y", "{}-like object",
+          "3{}4", "a photo of a {}, a type of café.", "{}<|endoftext|>", "{} {}", "  spaced   {}   out  ", "({})"]
+
+
+def test_filled_counts_by_parts_equal_tokenising_every_prompt(vlm) -> None:
+    names = [*imagenet_classnames(), "T-shirt", "Jack-o'-lantern", "crème brûlée", "R2-D2", "'quoted'", "a.b.", "x"]
+    for template in TRICKY:
+        full = vlm.count_tokens([fill(template, c) for c in names])
+        assert vlm.count_filled_tokens(template, names) == full, template
+
+
+def test_filled_counts_tokenise_each_class_name_once(vlm) -> None:
+    from ipo_vlm.vlm.clip_tokens import FilledTokenCounter
+
+    seen: list[str] = []
+
+    def count(texts: list[str]) -> list[int]:
+        seen.extend(texts)
+        return vlm.count_tokens(texts)
+
+    counter = FilledTokenCounter(count)
+    names = list(imagenet_classnames()[:200])
+    assert counter.counts("a photo of a {}.", names) == vlm.count_tokens([fill("a photo of a {}.", c) for c in names])
+    first = len(seen)
+    assert first <= len(set(names)) + 2
+    counter.counts("a blurry close-up photo of the {}, seen from above.", names)
+    # only the template's two sides are new, and the one prompt whose class name ends in a
+    # symbol that meets the template's "," (it could join one word): "kite (bird of prey)"
+    assert seen[first:] == ["a blurry close-up photo of the ", ", seen from above.", "a blurry close-up photo of the kite (bird of prey), seen from above."]

@@ -134,10 +134,15 @@ class VectorLog:
             self._open_segment(dim)
         payload = b"".join(k + v.tobytes() for k, v in zip(keys, vectors))
         with open(self._segment, "ab") as f:
+            start = f.tell()
             f.write(payload)
             f.flush()
-        for k, v in zip(keys, vectors):
-            data[k] = v.copy()
+        # read back through a map of what was just written: the vectors live in the page cache,
+        # not in this process's memory, so a long run's text cache does not grow its heap
+        body = np.memmap(self._segment, dtype=np.uint8, mode="r", offset=start, shape=(len(keys), _KEY + 4 * dim))
+        rows = body[:, _KEY:].view("<f4")
+        for i, k in enumerate(keys):
+            data[k] = rows[i]
 
     def _open_segment(self, dim: int) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)

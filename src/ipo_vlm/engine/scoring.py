@@ -51,8 +51,9 @@ class Scorer:
         else:
             root = Path(cache_root) if cache_root is not None else cache_dir("text")
             directory = root / sha256_json(meta)[:24]
-        self._memory: dict[bytes, np.ndarray] = {}
         self._log = VectorLog(directory, meta=meta) if directory is not None else None
+        #: embeddings held in this process only when there is no on-disk log to map them from
+        self._memory: dict[bytes, np.ndarray] = {}
         self.stats: dict[str, int] = {"text_hits": 0, "text_encoded": 0}
 
     # -- validity -------------------------------------------------------------------------
@@ -66,7 +67,8 @@ class Scorer:
     def length_problem(self, template: str, classnames: Sequence[str]) -> str | None:
         """Which class's prompt is over the text encoder's token limit, and by how much, or None."""
         limit = int(self.vlm.max_text_tokens)
-        counts = self.vlm.count_tokens([fill(template, c) for c in classnames])
+        by_parts = getattr(self.vlm, "count_filled_tokens", None)  # a backend's exact shortcut
+        counts = by_parts(template, classnames) if by_parts else self.vlm.count_tokens([fill(template, c) for c in classnames])
         for name, n in zip(classnames, counts):
             if n > limit:
                 return f"{n} tokens, over the {limit}-token limit for class {name!r}"
@@ -74,14 +76,13 @@ class Scorer:
 
     # -- text embeddings ------------------------------------------------------------------
     def _cached(self, key: bytes) -> np.ndarray | None:
-        vec = self._memory.get(key)
-        if vec is None and self._log is not None:
-            vec = self._log.get(key)
-        return vec
+        return self._log.get(key) if self._log is not None else self._memory.get(key)
 
     def text_embeddings(self, texts: Sequence[str]) -> np.ndarray:
         """(n, d) L2-normalised embeddings; only texts never seen before are encoded."""
-        keys = [key_bytes(t) for t in texts]
+        return self._embeddings(texts, [key_bytes(t) for t in texts])
+
+    def _embeddings(self, texts: Sequence[str], keys: Sequence[bytes]) -> np.ndarray:
         todo: dict[bytes, str] = {}
         for k, t in zip(keys, texts):
             if k not in todo and self._cached(k) is None:
@@ -90,11 +91,10 @@ class Scorer:
         if todo:
             new = np.asarray(self.vlm.encode_texts(list(todo.values())), dtype=np.float32)
             self.stats["text_encoded"] += len(todo)
-            new_keys = list(todo)
-            for k, v in zip(new_keys, new):
-                self._memory[k] = v
             if self._log is not None:
-                self._log.put_many(new_keys, new)
+                self._log.put_many(list(todo), new)
+            else:
+                self._memory.update(zip(todo, new))
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
         return np.stack([self._cached(k) for k in keys])
@@ -104,13 +104,16 @@ class Scorer:
         self._require_valid([template], classnames)
         return self.text_embeddings([fill(template, c) for c in classnames])
 
-    def _require_valid(self, templates: Sequence[str], classnames: Sequence[str]) -> None:
+    def _require_valid(self, templates: Sequence[str], classnames: Sequence[str], keys: Sequence[bytes] | None = None) -> None:
+        """``keys``: the prompts' cache keys, template by template (computed when not given)."""
         if not classnames:
             raise ConfigError("no class names to score against")
-        for t in templates:
+        n = len(classnames)
+        for i, t in enumerate(templates):
             problem = template_problem(t, stray_braces=True)
             if problem is None:
-                uncached = [c for c in classnames if self._cached(key_bytes(fill(t, c))) is None]
+                own = keys[i * n : (i + 1) * n] if keys is not None else [key_bytes(fill(t, c)) for c in classnames]
+                uncached = [c for c, k in zip(classnames, own) if self._cached(k) is None]
                 problem = self.length_problem(t, uncached) if uncached else None
             if problem:
                 raise ConfigError(f"template {t!r} rejected: {problem}")
@@ -136,13 +139,14 @@ class Scorer:
             raise ValueError(f"labels must lie in [0, {len(classnames)})")
         if not len(labels):
             raise ValueError("no images to score on")
-        self._require_valid(templates, classnames)
-        # one encoder call for every new prompt of every candidate
-        self.text_embeddings([fill(t, c) for t in templates for c in classnames])
+        # each prompt is filled and hashed once; one encoder call for every new prompt of every candidate
+        prompts = [fill(t, c) for t in templates for c in classnames]
+        keys = [key_bytes(p) for p in prompts]
+        self._require_valid(templates, classnames, keys)
+        text = self._embeddings(prompts, keys).reshape(len(templates), len(classnames), -1)
         scale = float(self.vlm.logit_scale)
         results = []
-        for t in templates:
-            text = np.stack([self._cached(key_bytes(fill(t, c))) for c in classnames]).astype(np.float64)
-            acc, loss = accuracy_and_loss(scale * feats @ text.T, labels)
+        for t, emb in zip(templates, text):
+            acc, loss = accuracy_and_loss(scale * feats @ emb.astype(np.float64).T, labels)
             results.append(ScoredTemplate(template=t, accuracy=acc, loss=loss))
         return results

@@ -4,15 +4,15 @@ The open_clip wheel ships CLIP's byte-pair vocabulary (``bpe_simple_vocab_16e6.t
 ImageNet's 1000 class names (``zero_shot_metadata.py``). From the vocabulary file this module
 writes the ``vocab.json`` and ``merges.txt`` that transformers' ``CLIPTokenizer`` reads, so
 prompts tokenise exactly as with a downloaded CLIP; the weights are random. ``arch`` picks the
-shapes: ``tiny`` (two small layers, for tests) or ``vit-b-16`` (CLIP ViT-B/16, 149.6 M
-parameters, for benchmarks). The result loads with ``--vlm hf:PATH``.
+shapes: ``tiny`` (two small layers, for tests), ``tiny-512`` (the same with ViT-B/16's
+512-wide embeddings) or ``vit-b-16`` (CLIP ViT-B/16, 149.6 M parameters, for benchmarks). The result loads with ``--vlm hf:PATH``.
 
 The wheel is only read as data: importing ``open_clip`` imports torchvision, which does not
 work beside the CPU torch build, so install it with ``pip install --no-deps open_clip_torch``.
 
 As a script::
 
-    python -m ipo_vlm.testing.real_clip OUT_DIR [--arch tiny|vit-b-16] [--seed N]
+    python -m ipo_vlm.testing.real_clip OUT_DIR [--arch tiny|tiny-512|vit-b-16] [--seed N]
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ CLIP_VOCAB_SIZE = 49408
 #: tower shapes: (hidden, intermediate, layers, heads) per tower, image size, patch, projection
 ARCHS: dict[str, dict[str, Any]] = {
     "tiny": {"text": (32, 64, 2, 2), "vision": (32, 64, 2, 2), "image_size": 32, "patch_size": 8, "projection_dim": 16},
+    # tiny towers with ViT-B/16's 512-wide embeddings: cache and scoring costs at full width, cheaply
+    "tiny-512": {"text": (32, 64, 2, 2), "vision": (32, 64, 2, 2), "image_size": 32, "patch_size": 8, "projection_dim": 512},
     "vit-b-16": {"text": (512, 2048, 12, 8), "vision": (768, 3072, 12, 12), "image_size": 224, "patch_size": 16,
                  "projection_dim": 512},
 }

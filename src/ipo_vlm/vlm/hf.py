@@ -19,6 +19,7 @@ import numpy as np
 
 from ipo_vlm.errors import BackendError, ConfigError
 from ipo_vlm.io.hashing import file_fingerprint
+from ipo_vlm.prompting.placeholders import fill
 from ipo_vlm.registry import boolean, device, one_of, positive_int, takes_options
 from ipo_vlm.vlm.hub import hub_local_only, hub_offline
 from ipo_vlm.vlm.clip_prefix import encode_shared_prefixes, prefix_groups
@@ -86,6 +87,7 @@ class HFVisionLanguageModel:
         #: encode a shared prompt start once per group (needs CLIPModel's module layout)
         self.share_prefix: bool = self.pad_to_longest and hasattr(model, "text_model") and hasattr(model, "text_projection")
         self._dtype = next(model.parameters()).dtype
+        self._filled: Any = None
 
     def __repr__(self) -> str:
         return f"HFVisionLanguageModel({self.model_id!r}, device={self.device!r})"
@@ -125,6 +127,17 @@ class HFVisionLanguageModel:
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Token count of each text including start/end tokens, never truncated."""
         return [len(ids) for ids in self._token_ids(texts)] if texts else []
+
+    def count_filled_tokens(self, template: str, classnames: Sequence[str]) -> list[int]:
+        """``count_tokens`` of ``template`` filled with each class name; for CLIP's tokenizer
+        without tokenising every prompt (exact, see :mod:`ipo_vlm.vlm.clip_tokens`)."""
+        if not type(self.tokenizer).__name__.startswith("CLIPTokenizer"):  # other word splits: no shortcut
+            return self.count_tokens([fill(template, c) for c in classnames])
+        if self._filled is None:
+            from ipo_vlm.vlm.clip_tokens import FilledTokenCounter
+
+            self._filled = FilledTokenCounter(self.count_tokens)
+        return self._filled.counts(template, classnames)
 
     def encode_texts(self, texts: Sequence[str], pad_to: str | None = None) -> np.ndarray:
         """(n, d) float32, rows L2-normalised, in input order.
