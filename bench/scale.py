@@ -19,6 +19,8 @@ The weights are random: the numbers are costs, not accuracies.
 
     python bench/scale.py --classes 100 --steps 100          # ~10 min on 2 shared cores
     python bench/scale.py --classes 100,500,1000 --steps 5   # growth with classes
+    python bench/scale.py --classes 100 --steps 3 --check-estimate   # the dry run's estimate against the run
+    python bench/scale.py --arch tiny-512 --classes 1000 --steps 10   # overhead and memory, cheap text tower
     python bench/scale.py --classes 1000 --steps 10 --device cuda --dtype float16   # see bench/gpu.sh
 """
 
@@ -167,8 +169,18 @@ class Clock:
         return timed
 
 
-def child(args: argparse.Namespace) -> dict:
+def run_config(args: argparse.Namespace, root: Path):
     from ipo_vlm.config import preset
+
+    return preset("paper").updated(
+        data={"dataset": "imagenet", "data_root": str(root), "shots": args.shots, "seed": 1},
+        vlm=f"hf:{args.clip}", vlm_options={"device": args.device, "dtype": args.dtype},
+        llm={"spec": "scripted:bank"}, captioner={"spec": "none"},
+        optimize={"steps": args.steps, "candidates": 5, "control": "none", "ensemble": 0, "select_on": "train"},
+    )
+
+
+def child(args: argparse.Namespace) -> dict:
     from ipo_vlm.data import load_dataset
     from ipo_vlm.engine import scoring
     from ipo_vlm.runs.optimize import Backends, optimize
@@ -177,27 +189,33 @@ def child(args: argparse.Namespace) -> dict:
 
     work = Path(args.work)
     cache, out = work / f"cache-{args.child}", work / f"run-{args.child}"
-    for stale in (cache / "text", cache / "llm", out):  # a rerun starts cold; stored image features stay
+    stale_dirs = (cache, out) if args.check_estimate else (cache / "text", cache / "llm", out)
+    for stale in stale_dirs:  # a rerun starts cold; stored image features stay unless the estimate is checked
         shutil.rmtree(stale, ignore_errors=True)
     os.environ["IPO_CACHE_DIR"] = str(cache)
     root = make_imagenet(work / f"data-{args.child}", args.child, args.shots)
     vlm = create_vlm(f"hf:{args.clip}", device=args.device, dtype=args.dtype)
     dataset = load_dataset("imagenet", str(root))
-    if not args.encode_images:
+    if not (args.encode_images or args.check_estimate):
         prefill_features(dataset, vlm)
     sec_per_image = image_speed(vlm, args.image_sample) if args.image_sample else None
+    config = run_config(args, root)
+    estimate = None
+    if args.check_estimate:  # the dry run's estimate, then the run it estimates
+        from ipo_vlm.engine.preflight import estimate_compute
+
+        t = time.perf_counter()
+        estimate = estimate_compute(config, dataset, vlm)
+        estimate = {"seconds_taken": time.perf_counter() - t, "image_seconds": estimate.image_seconds,
+                    "images": estimate.images_to_encode, "step_seconds": estimate.step_seconds, "lines": estimate.lines()}
     clock = Clock()
+    clock.totals["images"] = 0.0
+    vlm.encode_images = clock.wrap(vlm.encode_images, "images")
     vlm.encode_texts = clock.wrap(vlm.encode_texts, "text", count_prompts=True)
     llm = realistic_llm()
     llm.complete = clock.wrap(llm.complete, "llm")
     scoring.Scorer.score = clock.wrap(scoring.Scorer.score, "score")
     sys.addaudithook(lambda event, _: setattr(clock, "opens", clock.opens + 1) if event == "open" else None)
-    config = preset("paper").updated(
-        data={"dataset": "imagenet", "data_root": str(root), "shots": args.shots, "seed": 1},
-        vlm=f"hf:{args.clip}", vlm_options={"device": args.device, "dtype": args.dtype},
-        llm={"spec": "scripted:bank"}, captioner={"spec": "none"},
-        optimize={"steps": args.steps, "candidates": 5},
-    )
     marks: list[dict] = []
 
     def progress(p) -> None:
@@ -212,7 +230,7 @@ def child(args: argparse.Namespace) -> dict:
     return {
         "classes": args.child, "base": len(result.to_dict().get("base_classnames", [])) or args.child // 2,
         "steps": steps, "seed_step_s": marks[0]["t"] - started, "eval_s": ended - marks[-1]["t"],
-        "peak_mb": peak_mb(), "sec_per_image": sec_per_image,
+        "peak_mb": peak_mb(), "sec_per_image": sec_per_image, "estimate": estimate, "image_s": clock.totals["images"],
         "features_mb": du_mb(cache / "features"), "text_mb": du_mb(cache / "text"),
         "llm_cache_mb": du_mb(cache / "llm"), "run_mb": du_mb(out), "steps_done": result.steps_done,
     }
@@ -233,6 +251,7 @@ def summarise(r: dict) -> dict:
         "anon_first": r["steps"][0]["anon"], "anon_last": r["steps"][-1]["anon"],
         "features_mb": r["features_mb"], "text_mb": r["text_mb"], "llm_cache_mb": r["llm_cache_mb"], "run_mb": r["run_mb"],
         "eval_s": r["eval_s"], "sec_per_image": r["sec_per_image"], "steps_done": r["steps_done"],
+        "estimate": r.get("estimate"), "image_s": r.get("image_s", 0.0),
     }
 
 
@@ -257,6 +276,13 @@ def print_tables(rows: list[dict], args: argparse.Namespace) -> None:
               f"scoring overhead x{b['overhead'] / max(a['overhead'], 1e-9):.1f}, peak memory x{b['peak'] / a['peak']:.2f}, "
               f"text cache x{b['text_mb'] / max(a['text_mb'], 1e-9):.1f}")
     for s in rows:
+        e = s.get("estimate")
+        if e:
+            print(f"{s['classes']} classes, dry-run estimate (took {e['seconds_taken']:.0f} s) against the run: "
+                  f"images {e['image_seconds']:.1f} s estimated, {s['image_s']:.1f} s measured ({e['images']} images, "
+                  f"x{s['image_s'] / max(e['image_seconds'], 1e-9):.2f}); text {e['step_seconds']:.2f} s/step estimated, "
+                  f"{s['text']:.2f} s/step measured (x{s['text'] / max(e['step_seconds'], 1e-9):.2f})")
+    for s in rows:
         print(f"{s['classes']} classes: memory {s['rss_last'] - s['rss_first']:+.0f} MB resident, {s['anon_last'] - s['anon_first']:+.0f} MB "
               f"anonymous from step 1 to step {s['steps_done']}; "
               f"scoring overhead outside the text forward {s['overhead_pct']:.1f}% of scoring (goal <= 10%)")
@@ -272,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16"))
     p.add_argument("--image-sample", type=int, default=8, help="images to time the image tower on (0: skip)")
     p.add_argument("--encode-images", action="store_true", help="encode every image with the VLM (on a GPU) instead of storing random features")
+    p.add_argument("--check-estimate", action="store_true",
+                   help="start cold (no stored features), take the dry run's estimate, run, and print both side by side")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     p.add_argument("--work", default=None, help="where the model, data and caches go (default: a temp dir)")
     p.add_argument("--json", default=None, help="also write the per-class summaries here")
@@ -295,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     for n in (int(c) for c in args.classes.split(",")):
         cmd = [sys.executable, str(HERE / "scale.py"), "--child", str(n), "--clip", str(clip), "--work", str(work),
                "--steps", str(args.steps), "--shots", str(args.shots), "--device", args.device, "--dtype", args.dtype,
-               "--image-sample", str(args.image_sample if not rows else 0)] + (["--encode-images"] if args.encode_images else []) + (["--threads", str(args.threads)] if args.threads else [])
+               "--image-sample", str(args.image_sample if not rows else 0)] + (["--encode-images"] if args.encode_images else []) + (["--check-estimate"] if args.check_estimate else []) + (["--threads", str(args.threads)] if args.threads else [])
         print(f"running {n} classes ...", file=sys.stderr, flush=True)
         done = subprocess.run(cmd, capture_output=True, text=True)
         line = next((ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")), None)
