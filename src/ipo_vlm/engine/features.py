@@ -70,20 +70,30 @@ class VectorLog:
     def __init__(self, directory: Path, meta: dict | None = None) -> None:
         self.directory = Path(directory)
         self._meta = meta
-        self._data: dict[bytes, np.ndarray] | None = None
+        # key -> block << 32 | row: one int per record, so the index of a long run's text cache
+        # stays small; the vectors themselves are memory-mapped blocks (page cache, not heap)
+        self._index: dict[bytes, int] | None = None
+        self._blocks: list[np.ndarray] = []
         self._segment: Path | None = None
         self._dim: int | None = None
 
-    def _load(self) -> dict[bytes, np.ndarray]:
-        if self._data is None:
-            self._data = {}
+    def _load(self) -> dict[bytes, int]:
+        if self._index is None:
+            self._index = {}
             if self.directory.is_dir():
                 for seg in sorted(self.directory.glob("seg-*.bin")):
-                    self._read_segment(seg, self._data)
-        return self._data
+                    self._read_segment(seg)
+        return self._index
 
-    @staticmethod
-    def _read_segment(seg: Path, into: dict[bytes, np.ndarray]) -> None:
+    def _add_block(self, body: np.ndarray, keys: Sequence[bytes], rows: Sequence[int] | None = None) -> None:
+        """Index ``keys`` as rows ``rows`` (default: all, in order) of ``body`` (records of key,
+        then float32 values)."""
+        assert self._index is not None
+        block = len(self._blocks) << 32
+        self._blocks.append(body[:, _KEY:].view("<f4"))
+        self._index.update((k, block | i) for i, k in zip(range(len(keys)) if rows is None else rows, keys))
+
+    def _read_segment(self, seg: Path) -> None:
         # memory-mapped: a large text cache costs page cache, not process memory
         try:
             size = seg.stat().st_size
@@ -101,19 +111,17 @@ class VectorLog:
             return
         body = np.memmap(seg, dtype=np.uint8, mode="r", offset=_HEADER, shape=(n, rec))
         vecs = body[:, _KEY:].view("<f4")
-        damaged = 0
+        rows: list[tuple[int, bytes]] = []
         for start in range(0, n, 4096):  # checked in chunks: a large cache stays out of memory
             ok = plausible(vecs[start : start + 4096])
-            for i in range(start, min(start + 4096, n)):
-                if ok[i - start]:
-                    into[body[i, :_KEY].tobytes()] = vecs[i]
-                else:
-                    damaged += 1
-        if damaged:
-            log.warning("cache segment %s: %d damaged record(s) (not finite numbers) dropped; they are computed again", seg, damaged)
+            rows += [(i, body[i, :_KEY].tobytes()) for i in range(start, min(start + 4096, n)) if ok[i - start]]
+        if len(rows) < n:
+            log.warning("cache segment %s: %d damaged record(s) (not finite numbers) dropped; they are computed again", seg, n - len(rows))
+        self._add_block(body, [k for _, k in rows], [i for i, _ in rows])
 
     def get(self, key: bytes) -> np.ndarray | None:
-        return self._load().get(key)
+        at = self._load().get(key)
+        return None if at is None else self._blocks[at >> 32][at & 0xFFFFFFFF]
 
     def __contains__(self, key: bytes) -> bool:
         return key in self._load()
@@ -123,7 +131,7 @@ class VectorLog:
 
     def put_many(self, keys: Sequence[bytes], vectors: np.ndarray) -> None:
         """Append records and flush them to the OS (survives the process being killed)."""
-        data = self._load()
+        self._load()
         vectors = np.ascontiguousarray(vectors, dtype="<f4")
         if len(keys) != len(vectors):
             raise ValueError("keys and vectors differ in length")
@@ -137,12 +145,8 @@ class VectorLog:
             start = f.tell()
             f.write(payload)
             f.flush()
-        # read back through a map of what was just written: the vectors live in the page cache,
-        # not in this process's memory, so a long run's text cache does not grow its heap
-        body = np.memmap(self._segment, dtype=np.uint8, mode="r", offset=start, shape=(len(keys), _KEY + 4 * dim))
-        rows = body[:, _KEY:].view("<f4")
-        for i, k in enumerate(keys):
-            data[k] = rows[i]
+        # read back through a map of what was just written, like the segments loaded at start
+        self._add_block(np.memmap(self._segment, dtype=np.uint8, mode="r", offset=start, shape=(len(keys), _KEY + 4 * dim)), keys)
 
     def _open_segment(self, dim: int) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
