@@ -132,8 +132,8 @@ class OptimizeConfig(_Settings):
     #: IPO rejects (never cuts) LLM templates of more words than this; None: no limit
     max_words: int | None = None
     #: IPO also seeds step 0 with up to this many templates made from the most shared image
-    #: descriptions (the domain word back to the placeholder); a control draws as many more
-    #: random templates at its step 0, so both score the same number
+    #: descriptions (the domain word back to the placeholder); a control starts from the
+    #: same seeds, so it differs from the method only in its proposals
     description_seeds: int = 0
 
     def validate(self) -> None:

@@ -266,14 +266,14 @@ def _optimize_locked(
         say(f"describing {len(split.train)} training images with {backends.captioner.model_id}")
         descriptions, maskings, described = _descriptions(backends, split, config, rundir)
     session = _session(backends, config, rundir) if method.uses_llm else None
-    seeds = [BASELINE_TEMPLATE, backends.dataset.info.template]
-    ctx = MethodContext(config, task, rundir, [*seeds, *described], session, descriptions, progress, hook)
+    seeds = [BASELINE_TEMPLATE, backends.dataset.info.template, *described]
+    ctx = MethodContext(config, task, rundir, seeds, session, descriptions, progress, hook)
     say(_what_runs(config))
     outcome = method.run(ctx)
     control = None
     if config.optimize.control == "random" and config.method != "random":
         say(f"random-search control: {config.optimize.steps} steps x {config.optimize.candidates} candidates")
-        control = run_control(config, rundir, task, seeds, hook, extra_draws=len(described))
+        control = run_control(config, rundir, task, seeds, hook)
     say("evaluating on the test split")
     tokens = (session.tokens_in, session.tokens_out) if session else (0, 0)
     result = build_result(config, rundir, task, outcome, tokens, maskings, time.perf_counter() - started)
