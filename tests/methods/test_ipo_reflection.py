@@ -116,3 +116,13 @@ def test_a_run_with_reflection_and_guidance_shows_the_best_templates_errors_and_
 def test_bad_lever_settings_are_clear_errors(bad):
     with pytest.raises(ConfigError):
         preset("demo").updated(optimize=bad)
+
+
+def test_the_dry_run_prices_the_guidance_and_the_reflection():
+    from ipo_vlm.methods.ipo.dryrun import dry_run_plan
+
+    base = preset("demo").updated(optimize={"steps": 4})
+    plain = dry_run_plan(base).first_prompt_tokens
+    guided = dry_run_plan(base.updated(optimize={"guidance": "mechanism"})).first_prompt_tokens
+    reflecting = dry_run_plan(base.updated(optimize={"reflect": 4})).first_prompt_tokens
+    assert guided > plain + 60 and reflecting > plain + 4 * 10
