@@ -36,14 +36,14 @@ def test_guidance_none_renders_the_meta_prompt_as_before_and_each_variant_adds_i
     plain = user_text()
     assert T.GUIDANCE_LOOKS.strip() not in plain and "How a template works" not in plain
     looks = user_text(guidance="looks")
-    assert looks == plain + T.GUIDANCE_LOOKS  # one sentence after the closing instruction
+    assert looks == plain + T.GUIDANCE_LOOKS_UNDESCRIBED  # one sentence after the closing instruction
     mechanism = user_text(guidance="mechanism")
     # the paragraph sits right after the task (the part that stays the same between steps)
     task_end = plain.index("\n\n")
     assert mechanism.startswith(plain[:task_end] + "\n\nHow a template works: CLIP puts each class name")
     assert "<CLASS>" in mechanism.split("\n\n")[1] and "{placeholder}" not in mechanism
     both = user_text(guidance="both")
-    assert both.endswith(T.GUIDANCE_LOOKS) and "How a template works" in both
+    assert both.endswith(T.GUIDANCE_LOOKS_UNDESCRIBED) and "How a template works" in both
     with pytest.raises(ConfigError, match="unknown guidance 'wise'"):
         MetaPromptInputs(domain="x", guidance="wise")
 
@@ -126,3 +126,10 @@ def test_the_dry_run_prices_the_guidance_and_the_reflection():
     guided = dry_run_plan(base.updated(optimize={"guidance": "mechanism"})).first_prompt_tokens
     reflecting = dry_run_plan(base.updated(optimize={"reflect": 4})).first_prompt_tokens
     assert guided > plain + 60 and reflecting > plain + 4 * 10
+
+
+def test_the_looks_sentence_points_to_descriptions_only_when_there_are_some():
+    described = user_text(guidance="looks", descriptions=["a photo of a clothing item."])
+    assert described.endswith(T.GUIDANCE_LOOKS) and "descriptions above" in described
+    assert user_text(guidance="looks").endswith(T.GUIDANCE_LOOKS_UNDESCRIBED)
+    assert "descriptions above" not in user_text(guidance="both")

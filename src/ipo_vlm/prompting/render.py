@@ -89,6 +89,8 @@ def render_meta_prompt(inputs: MetaPromptInputs) -> tuple[tuple[str, str], ...]:
     closing = _fill(META_PROMPT_STYLES[inputs.style], n=str(inputs.n_candidates), placeholder=ph)
     if inputs.max_words is not None:
         closing += _fill(T.LENGTH_LIMIT, max_words=str(inputs.max_words))
+    if sentence and not descriptions:
+        sentence = T.GUIDANCE_LOOKS_UNDESCRIBED
     closing += sentence
     parts.append(closing)
     return (("system", T.SYSTEM_PROMPT), ("user", "\n\n".join(parts)))

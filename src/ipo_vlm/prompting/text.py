@@ -59,13 +59,18 @@ GUIDANCE_LOOKS = (
     "descriptions above say (their medium, quality and flaws included), not how an ideal photo "
     "would look."
 )
+#: ``looks`` when the meta-prompt has no image descriptions to point to
+GUIDANCE_LOOKS_UNDESCRIBED = (
+    " A template works best when it describes how the training images really look (their medium, "
+    "quality and flaws included), not how an ideal photo would look."
+)
 
 GUIDANCE_MECHANISM = (
     "How a template works: CLIP puts each class name into the template and picks the class whose "
     "sentence is closest to the image. The words around {placeholder} decide how well the sentences "
     "fit the images, so the best templates describe these images as they really are: the medium "
     "(photo, drawing, render, scan, ...), the image quality and any flaws, the lighting, framing "
-    "and background, in the words the image descriptions use. A template that describes a perfect "
+    "and background (where image descriptions are given, in their words). A template that describes a perfect "
     "picture when the images are not perfect fits them worse. Words that suit only some classes "
     "hurt: the template is also used for classes it has never seen, so it must describe the "
     "images, never any one class."
