@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 from collections import Counter
 import sys
@@ -120,6 +121,27 @@ def source_of(result: dict, row: dict | None = None) -> str:
     return "seed:baseline" if row["best_template"] in baselines else "seed:description"
 
 
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"[a-z][a-z-]+", text.lower()))
+
+
+def description_words_used(run: Path, result: dict) -> tuple[int, int]:
+    """(LLM templates that use a word of the image descriptions absent from the baseline
+    template and the domain, LLM templates, the LLM's best training accuracy minus the seeds'
+    best): did the LLM describe the images as they look, and did it beat the seeds in training?"""
+    path = run / "descriptions.jsonl"
+    texts = [json.loads(line)["text"] for line in path.read_text().splitlines()] if path.exists() else []
+    config = json.loads((run / "config.json").read_text())["config"]
+    from ipo_vlm.data import load_dataset
+
+    domain = load_dataset(config["data"]["dataset"], config["data"]["data_root"]).info.domain
+    special = set().union(*(_words(t) for t in texts)) - _words(result["baseline"]["template"]) - _words(domain) if texts else set()
+    records = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines() if line.strip()]
+    llm = [r["template"] for r in records if r["source"] == "llm"]
+    best = lambda src: max((r["train_acc"] for r in records if r["source"] == src), default=float("nan"))  # noqa: E731
+    return sum(bool(_words(t) & special) for t in llm), len(llm), best("llm") - best("seed")
+
+
 def read_fair(run: Path) -> dict:
     """One split's numbers from ``result.json`` (H as fractions)."""
     r = json.loads((run / "result.json").read_text())
@@ -128,7 +150,7 @@ def read_fair(run: Path) -> dict:
     return {"baseline": r["baseline"]["hm"], "seeds": r["seeds_alone"]["hm"], "control": r["control"]["hm"], "ipo": r["hm"],
             "ipo_src": source_of(r), "control_src": source_of(r, r["control"]), "template": r["best_template"],
             "tokens": r["llm_tokens_in"] + r["llm_tokens_out"], "minutes": r["minutes"], "calls": r.get("llm_calls", 0),
-            "valid_rate": r.get("valid_rate")}
+            "valid_rate": r.get("valid_rate"), "desc_words": description_words_used(run, r)}
 
 
 def wtl(d: list[float], eps: float = 1e-9) -> str:
@@ -156,6 +178,9 @@ def fair_table(table: dict[int, dict], label: str) -> None:
         print(f"| {name} | {mean_sd(d)} | {wtl(d)} |")
     counts = lambda k: ", ".join(f"{v} {n}" for v, n in sorted(Counter(table[s][k] for s in seeds).items()))  # noqa: E731
     print(f"\nIPO selected: {counts('ipo_src')}; control selected: {counts('control_src')}")
+    used = [table[s]["desc_words"] for s in seeds]
+    print(f"LLM templates using a description word the baseline lacks: {sum(u[0] for u in used)} of {sum(u[1] for u in used)}; "
+          f"the LLM's best minus the seeds' best training accuracy: {mean_sd([100 * u[2] for u in used])} points")
     print(f"per run: {statistics.mean(table[s]['tokens'] for s in seeds):.0f} LLM tokens, "
           f"{statistics.mean(table[s]['calls'] for s in seeds):.1f} calls, "
           f"{statistics.mean(table[s]['minutes'] for s in seeds):.1f} min (last call of the run)")
