@@ -60,7 +60,7 @@ def test_reflection_counts_errors_keeps_the_most_shared_descriptions_and_hides_c
     text = render_reflection(r)
     assert text.splitlines()[0].startswith("Under the best template so far, 4 of 8 training images are classified wrongly.")
     assert "- a dark photo. (3 of them)" in text and "- a side view." in text
-    assert "2, 1, 1 images for the most confused pairs, out of 4" in text
+    assert "(one class taken for another): 2, 1, 1, of 4." in text
     assert not any(name in text for name in names)
     named = render_reflection(reflect(truth, predicted, descs, names, k=0, named=True))
     assert "shirt taken for coat (2); coat taken for shirt (1); bag taken for coat (1)" in named and "- " not in named

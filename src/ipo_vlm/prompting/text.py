@@ -84,6 +84,6 @@ REFLECT_HEADER = (
 REFLECT_NONE = "Under the best template so far, every training image is classified correctly."
 REFLECT_PAIRS = "The most confused pairs of classes (images of the first taken for the second): {pairs}."
 REFLECT_PAIRS_COUNTS = (
-    "The errors concentrate on few pairs of classes: {counts} images for the most confused "
-    "pairs, out of {wrong}."
+    "Misclassified images in the most confused pairs of classes (one class taken for another): "
+    "{counts}, of {wrong}."
 )
