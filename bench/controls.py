@@ -1,12 +1,15 @@
-"""Does the LLM earn its keep? IPO against its random-search control on the same splits.
+"""Does the LLM earn its keep? IPO against its fair random-search control on the same splits.
 
-For each seed: one run with ``--control random`` (selection scores recorded for every rule),
-then, from the run files alone, base/novel/H of the baseline, the method and the control under
-each selection rule (train, val, trainval, loss) and for top-1/3/5 ensembles; per-split paired
-differences IPO - random with mean +- sd.
+For each seed: one run with ``--control random`` (the control starts from the run's own seeds,
+so only the proposals differ). The default table reads ``result.json`` alone: per split the
+baseline, the seeds alone (best step-0 seed by the run's rule), the control and IPO, which
+ingredient each selected template came from (a baseline or description seed, the LLM, the
+control's random draw), tokens and minutes; then paired differences with mean +- sd and
+wins/ties/losses. ``--rules`` instead records validation scores and compares every selection
+rule and top-1/3/5 ensembles (re-encodes each split's test images).
 
     .venv/bin/python bench/controls.py --seeds 1-10 --out /tmp/controls            # the demo
-    .venv/bin/python bench/controls.py --preset demo-shifted --set optimize.meta_prompt=edit ...
+    .venv/bin/python bench/controls.py --preset demo-shifted --set optimize.description_seeds=0 ...
 
 Runs already in --out are reused (resumed if unfinished), so the table can be re-printed."""
 
@@ -14,7 +17,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
+from collections import Counter
 import sys
 import time
 from pathlib import Path
@@ -44,7 +49,9 @@ def run_one(args: argparse.Namespace, seed: int) -> Path:
     from ipo_vlm.runs.optimize import optimize, resolve_run_config
 
     out = Path(args.out) / f"seed{seed}"
-    overrides: dict = {"data": {"seed": seed}, "optimize": {"select_on": "trainval", "control": "random", "ensemble": 0}}
+    overrides: dict = {"data": {"seed": seed}, "optimize": {"control": "random"}}
+    if args.rules:  # validation scores for every template, so every rule can be compared afterwards
+        overrides["optimize"].update({"select_on": "trainval", "ensemble": 0})
     for section, key, value in (("data", "dataset", args.dataset), ("llm", "spec", args.llm), ("captioner", "spec", args.captioner),
                                 ("optimize", "steps", args.steps)):
         if value is not None:
@@ -104,6 +111,81 @@ def mean_sd(xs: list[float]) -> str:
     return f"{statistics.mean(xs):.2f} ± {statistics.stdev(xs) if len(xs) > 1 else 0.0:.2f}"
 
 
+def source_of(result: dict, row: dict | None = None) -> str:
+    """Where a selected template came from: llm, random, seed:description or seed:baseline."""
+    row = row if row is not None else result
+    source = row.get("best_source", "random")
+    if source != "seed":
+        return source
+    baselines = (result["baseline"]["template"], result["handcrafted"]["template"])
+    return "seed:baseline" if row["best_template"] in baselines else "seed:description"
+
+
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"[a-z][a-z-]+", text.lower()))
+
+
+def description_words_used(run: Path, result: dict) -> tuple[int, int]:
+    """(LLM templates that use a word of the image descriptions absent from the baseline
+    template and the domain, LLM templates, the LLM's best training accuracy minus the seeds'
+    best): did the LLM describe the images as they look, and did it beat the seeds in training?"""
+    path = run / "descriptions.jsonl"
+    texts = [json.loads(line)["text"] for line in path.read_text().splitlines()] if path.exists() else []
+    config = json.loads((run / "config.json").read_text())["config"]
+    from ipo_vlm.data import load_dataset
+
+    domain = load_dataset(config["data"]["dataset"], config["data"]["data_root"]).info.domain
+    special = set().union(*(_words(t) for t in texts)) - _words(result["baseline"]["template"]) - _words(domain) if texts else set()
+    records = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines() if line.strip()]
+    llm = [r["template"] for r in records if r["source"] == "llm"]
+    best = lambda src: max((r["train_acc"] for r in records if r["source"] == src), default=float("nan"))  # noqa: E731
+    return sum(bool(_words(t) & special) for t in llm), len(llm), best("llm") - best("seed")
+
+
+def read_fair(run: Path) -> dict:
+    """One split's numbers from ``result.json`` (H as fractions)."""
+    r = json.loads((run / "result.json").read_text())
+    if not r.get("control") or not r.get("seeds_alone"):
+        raise SystemExit(f"{run}: result.json has no fair control / seeds_alone row (a run of an older version?)")
+    return {"baseline": r["baseline"]["hm"], "seeds": r["seeds_alone"]["hm"], "control": r["control"]["hm"], "ipo": r["hm"],
+            "ipo_src": source_of(r), "control_src": source_of(r, r["control"]), "template": r["best_template"],
+            "tokens": r["llm_tokens_in"] + r["llm_tokens_out"], "minutes": r["minutes"], "calls": r.get("llm_calls", 0),
+            "valid_rate": r.get("valid_rate"), "desc_words": description_words_used(run, r)}
+
+
+def wtl(d: list[float], eps: float = 1e-9) -> str:
+    return f"{sum(x > eps for x in d)}/{sum(abs(x) <= eps for x in d)}/{sum(x < -eps for x in d)}"
+
+
+def fair_table(table: dict[int, dict], label: str) -> None:
+    """The per-split table and the paired summary (H in %)."""
+    seeds = list(table)
+    print(f"\n{label}: {len(seeds)} splits (seeds {','.join(map(str, seeds))}); H in %\n")
+    print("| seed | baseline | seeds alone | control | IPO | IPO - control | IPO selected | control selected | tokens | min |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for s in seeds:
+        t = table[s]
+        print(f"| {s} | {100 * t['baseline']:.1f} | {100 * t['seeds']:.1f} | {100 * t['control']:.1f} | {100 * t['ipo']:.1f} | "
+              f"{100 * (t['ipo'] - t['control']):+.1f} | {t['ipo_src']} | {t['control_src']} | {t['tokens']} | {t['minutes']:.1f} |")
+    col = lambda k: [100 * table[s][k] for s in seeds]  # noqa: E731
+    print("\n| row | H mean ± sd |\n|---|---|")
+    for name, key in (("baseline", "baseline"), ("seeds alone", "seeds"), ("fair random control", "control"), ("IPO", "ipo")):
+        print(f"| {name} | {mean_sd(col(key))} |")
+    print("\n| paired, H points | mean ± sd | wins/ties/losses |\n|---|---|---|")
+    for name, a, b in (("IPO - fair control", "ipo", "control"), ("IPO - seeds alone", "ipo", "seeds"),
+                       ("control - seeds alone", "control", "seeds"), ("IPO - baseline", "ipo", "baseline")):
+        d = [x - y for x, y in zip(col(a), col(b))]
+        print(f"| {name} | {mean_sd(d)} | {wtl(d)} |")
+    counts = lambda k: ", ".join(f"{v} {n}" for v, n in sorted(Counter(table[s][k] for s in seeds).items()))  # noqa: E731
+    print(f"\nIPO selected: {counts('ipo_src')}; control selected: {counts('control_src')}")
+    used = [table[s]["desc_words"] for s in seeds]
+    print(f"LLM templates using a description word the baseline lacks: {sum(u[0] for u in used)} of {sum(u[1] for u in used)}; "
+          f"the LLM's best minus the seeds' best training accuracy: {mean_sd([100 * u[2] for u in used])} points")
+    print(f"per run: {statistics.mean(table[s]['tokens'] for s in seeds):.0f} LLM tokens, "
+          f"{statistics.mean(table[s]['calls'] for s in seeds):.1f} calls, "
+          f"{statistics.mean(table[s]['minutes'] for s in seeds):.1f} min (last call of the run)")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=seeds_arg, default=seeds_arg("1-10"))
@@ -114,9 +196,18 @@ def main() -> int:
     ap.add_argument("--llm", default=None)
     ap.add_argument("--captioner", default=None)
     ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--label", default=None, help="a name for the table (default: the --out folder)")
+    ap.add_argument("--rules", action="store_true", help="compare every selection rule and top-1/3/5 ensembles instead")
     ap.add_argument("--set", type=setting_arg, action="append", default=[], metavar="SECTION.KEY=VALUE",
                     help="any other setting, e.g. --set optimize.meta_prompt=edit (value read as YAML)")
     args = ap.parse_args()
+    if not args.rules:
+        fair_table({seed: read_fair(run_one(args, seed)) for seed in args.seeds}, args.label or Path(args.out).name)
+        return 0
+    return rules_table(args)
+
+
+def rules_table(args: argparse.Namespace) -> int:
     table = {seed: evaluate_rules(run_one(args, seed)) for seed in args.seeds}
     seeds = list(table)
     print(f"\n{len(seeds)} splits (seeds {seeds[0]}-{seeds[-1]}); base / novel / H in %, mean over splits; H ± sd\n")

@@ -18,6 +18,8 @@ DEFAULT_METHOD = "ipo"
 CONTROLS = ("none", "random")
 #: closing instructions of IPO's meta-prompt (``ipo_vlm.prompting.render.META_PROMPT_STYLES``)
 META_PROMPT_STYLES = ("paper", "edit")
+#: what IPO's meta-prompt says about what makes a template work (``ipo_vlm.prompting.render.GUIDANCE``)
+GUIDANCE_STYLES = ("none", "looks", "mechanism", "both")
 
 
 _TYPES: dict[str, tuple[type, ...]] = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "dict[str, Any]": (dict,)}
@@ -132,9 +134,18 @@ class OptimizeConfig(_Settings):
     #: IPO rejects (never cuts) LLM templates of more words than this; None: no limit
     max_words: int | None = None
     #: IPO also seeds step 0 with up to this many templates made from the most shared image
-    #: descriptions (the domain word back to the placeholder); a control draws as many more
-    #: random templates at its step 0, so both score the same number
+    #: descriptions (the domain word back to the placeholder); a control starts from the
+    #: same seeds, so it differs from the method only in its proposals
     description_seeds: int = 0
+    #: IPO tells the LLM what makes a template work: "none", "looks" (one sentence: describe how
+    #: the images really look), "mechanism" (a paragraph on how CLIP uses the template) or "both"
+    guidance: str = "none"
+    #: IPO shows up to this many (masked) descriptions of training images the best template so
+    #: far misclassifies, and how concentrated its errors are on class pairs (0: no reflection)
+    reflect: int = 0
+    #: the reflection names the confused classes (templates must transfer to unseen classes, so
+    #: off by default: only counts are shown)
+    reflect_class_names: bool = False
 
     def validate(self) -> None:
         if self.steps < 0:
@@ -155,6 +166,10 @@ class OptimizeConfig(_Settings):
             raise ConfigError(f"unknown meta_prompt {self.meta_prompt!r}; known: {', '.join(META_PROMPT_STYLES)}")
         if self.description_seeds < 0:
             raise ConfigError(f"description_seeds must be >= 0, got {self.description_seeds}")
+        if self.guidance not in GUIDANCE_STYLES:
+            raise ConfigError(f"unknown guidance {self.guidance!r}; known: {', '.join(GUIDANCE_STYLES)}")
+        if self.reflect < 0:
+            raise ConfigError(f"reflect must be >= 0, got {self.reflect}")
         if self.show_worst < 0:
             raise ConfigError(f"show_worst must be >= 0, got {self.show_worst}")
         if self.max_words is not None and self.max_words < 2:

@@ -128,6 +128,53 @@ def test_the_random_control_runs_beside_ipo_and_the_difference_is_reported(tmp_p
     assert "random" not in {r["source"] for r in history(tmp_path / "run")}
     written = json.loads((tmp_path / "run" / "result.json").read_text())
     assert written["control"]["best_template"] == control["best_template"]
+    best = max(control_history, key=lambda r: (r["train_acc"], -r["train_loss"]))
+    assert (control["best_source"], control["best_step"]) == (best["source"], best["step"])
+
+
+def test_the_seeds_alone_row_is_the_best_step_0_template_by_the_runs_rule(tmp_path, capsys):
+    from ipo_vlm.cli.optimize import print_result
+
+    result = optimize(config("ipo", control="random"), tmp_path / "run", backends=backends(ScriptedLLM([ANSWER])))
+    seeds = [r for r in history(tmp_path / "run") if r["step"] == 0]
+    best_seed = max(seeds, key=lambda r: (r["train_acc"], -r["train_loss"]))
+    assert result.seeds_alone["template"] == best_seed["template"] and result.seeds_alone["kind"] == "baseline"
+    ds = FakeDataset()
+    assert 0.0 <= result.seeds_alone["hm"] <= 1.0 and result.seeds_alone["template"] in ("a photo of a {}.", ds.info.template)
+    written = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert written["seeds_alone"] == result.seeds_alone
+    print_result(result, tmp_path / "run")
+    printed = capsys.readouterr().out
+    rows = [line.split()[0:2] for line in printed.splitlines()]
+    assert ["seeds", "alone"] in rows and ["random", "control"] in rows
+    assert f"ipo - seeds alone: {100 * (result.hm - result.seeds_alone['hm']):+.2f}" in printed
+    if result.best_source == "llm":
+        assert f"proposed by the LLM at step {result.best_step}" in printed
+    else:
+        assert "The selected template is a baseline seed" in printed
+    if result.control["best_source"] == "random":
+        assert f"drew at random (step {result.control['best_step']})" in printed
+    else:
+        assert "The random control kept a baseline seed" in printed
+
+
+def test_origin_sentences_name_the_llm_a_description_seed_and_the_controls_draw():
+    from ipo_vlm.cli.optimize import origin_sentences
+
+    base = {"baseline": {"template": "a photo of a {}."}, "handcrafted": {"template": "a photo of a {}, a type of clothing."},
+            "select_on": "train", "method": "ipo"}
+    llm = {**base, "best_source": "llm", "best_step": 3, "best_template": "a blurry photo of a {}.",
+           "control": {"best_source": "random", "best_step": 2, "best_template": "a dim shot of a {}."}}
+    assert origin_sentences(llm) == [
+        "The selected template was proposed by the LLM at step 3; it beat every seed by the selection rule (train).",
+        "The random control selected a template it drew at random (step 2)."]
+    seed = {**base, "best_source": "seed", "best_step": 0, "best_template": "a sketch of a {}.",
+            "control": {"best_source": "seed", "best_step": 0, "best_template": "a sketch of a {}."}}
+    assert origin_sentences(seed) == [
+        "The selected template is a seed made from the image descriptions, scored before any proposal: none of the "
+        "templates the LLM proposed beat it by the selection rule (train).",
+        "The random control kept a seed made from the image descriptions (the same one)."]
+    assert origin_sentences({**base, "method": "handcrafted", "best_source": "seed"}) == []
 
 
 @pytest.mark.parametrize("bad", [{"ensemble": -1}, {"ensemble": 7}, {"control": "llm"}, {"select_on": "best"}])

@@ -143,7 +143,7 @@ def test_prompt_version_tracks_the_text() -> None:
     # When the meta-prompt text changes, bump PROMPT_VERSION and record the new digest here.
     constants = {k: v for k, v in vars(prompt_text).items() if k.isupper() and k != "PROMPT_VERSION"}
     digest = hashlib.sha256(repr(sorted(constants.items())).encode()).hexdigest()[:16]
-    assert (PROMPT_VERSION, digest) == ("pop-2", KNOWN_DIGEST)
+    assert (PROMPT_VERSION, digest) == ("pop-3", KNOWN_DIGEST)
 
 
 def _common_prefix(a: str, b: str) -> str:
@@ -153,4 +153,4 @@ def _common_prefix(a: str, b: str) -> str:
     return a[:n]
 
 
-KNOWN_DIGEST = "2815689c29d1bfe5"
+KNOWN_DIGEST = "e431fd27807d2d6d"

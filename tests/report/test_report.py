@@ -30,9 +30,11 @@ def test_a_run_with_every_optional_field(tmp_path):
     # progress, candidates, per-class, tokens per step, word importance
     assert len(plots(dom)) == 5
     result = json.loads((run / "result.json").read_text())
-    for label in ("IPO (selected)", "baseline", "hand-crafted", "random search (control)", "ensemble top-5", "baseline replaced"):
+    for label in ("IPO (selected)", "baseline", "hand-crafted", "random search (control)", "seeds alone", "ensemble top-5",
+                  "baseline replaced"):
         assert label in dom.text
     assert f"{100 * result['hm']:.1f}%" in dom.text and f"{100 * result['control']['hm']:.1f}%" in dom.text
+    assert f"{100 * result['seeds_alone']['hm']:.1f}%" in dom.text
     assert "after step 0" in dom.text and "after step 12" in dom.text and "already scored" in dom.text
     assert "run ipo explain" not in dom.text
 

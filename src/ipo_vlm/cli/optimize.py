@@ -168,7 +168,8 @@ def _row(name: str, r: dict[str, Any], template: str) -> str:
 
 
 def result_rows(result: dict[str, Any]) -> list[str]:
-    """The table of a finished run: baselines, the method (and its ensembles), the control."""
+    """The table of a finished run: baselines, the seeds alone, the control from the same seeds,
+    then the method (and their ensembles)."""
     method = result.get("method", "ipo")
     lines = [f"{'':18}{'base':>8}{'novel':>8}{'H':>8}  template"]
     if result["handcrafted"]["template"] == result["baseline"]["template"]:  # one template, one row
@@ -176,6 +177,13 @@ def result_rows(result: dict[str, Any]) -> list[str]:
     else:
         lines += [_row("baseline", result["baseline"], result["baseline"]["template"]),
                   _row("hand-crafted", result["handcrafted"], result["handcrafted"]["template"])]
+    seeds = result.get("seeds_alone")
+    if seeds:
+        lines.append(_row("seeds alone", seeds, seeds["template"]))
+    control = result.get("control")
+    if control:
+        lines.append(_row("random control", control, control["best_template"]))
+        lines += [_row(f"  top-{e['k']} ensemble", e, "") for e in control.get("ensembles") or []]
     headline = method if method != "ipo" else "optimized"
     ensembles = result.get("ensembles") or []
     if method == "ensemble80" and ensembles:
@@ -184,29 +192,59 @@ def result_rows(result: dict[str, Any]) -> list[str]:
     else:
         lines.append(_row(headline, result, result["best_template"]))
     lines += [_row(f"  top-{e['k']} ensemble", e, "") for e in ensembles]
-    control = result.get("control")
-    if control:
-        lines.append(_row("random control", control, control["best_template"]))
-        lines += [_row(f"  top-{e['k']} ensemble", e, "") for e in control.get("ensembles") or []]
     return lines
 
 
-def print_result(result: Any, out: Path) -> None:
-    """The baseline vs optimized table (percentages) and where the run lives."""
+#: who proposes a method's templates, in words
+_PROPOSERS = {"ipo": "the LLM", "random": "random search"}
+
+
+def _seed_words(template: str, result: dict[str, Any]) -> str:
+    if template in (result["baseline"]["template"], result["handcrafted"]["template"]):
+        return "a baseline seed"
+    return "a seed made from the image descriptions"
+
+
+def origin_sentences(result: dict[str, Any]) -> list[str]:
+    """Where the selected template (and the control's) came from, in plain words."""
     from ipo_vlm.methods.fixed import FIXED_METHODS
 
+    method = result.get("method", "ipo")
+    if method in FIXED_METHODS:
+        return []
+    rule, who = result["select_on"], _PROPOSERS.get(method, f"the {method} method")
+    if result.get("best_source") == "seed":
+        out = [f"The selected template is {_seed_words(result['best_template'], result)}, scored before any proposal: "
+               f"none of the templates {who} proposed beat it by the selection rule ({rule})."]
+    else:
+        out = [f"The selected template was proposed by {who} at step {result.get('best_step')}; "
+               f"it beat every seed by the selection rule ({rule})."]
+    control = result.get("control")
+    if control:
+        if control.get("best_source", "random") == "seed":
+            same = " (the same one)" if control["best_template"] == result["best_template"] else ""
+            out.append(f"The random control kept {_seed_words(control['best_template'], result)}{same}.")
+        else:
+            out.append(f"The random control selected a template it drew at random (step {control.get('best_step')}).")
+    return out
+
+
+def print_result(result: Any, out: Path) -> None:
+    """The table of the run (percentages), where its template came from, and where it lives."""
     result = result.to_dict()
     print()
     print("\n".join(result_rows(result)))
-    control = result.get("control")
+    control, seeds = result.get("control"), result.get("seeds_alone")
+    diffs = []
     if control:
-        print(f"\n{result.get('method', 'ipo')} - random control: {100 * control['diff_hm']:+.2f} H points on this split "
-              f"(one split: compare over seeds before concluding)")
-    if result.get("baseline_kept"):
-        print(f"no candidate beat the seeds by the selection rule ({result['select_on']}): the baseline was kept")
-    elif result.get("best_source") == "seed" and result.get("method") not in FIXED_METHODS:
-        print(f"no new candidate beat the seeds by the selection rule ({result['select_on']}): "
-              f"the seed made from the image descriptions was kept")
+        diffs.append(f"{result.get('method', 'ipo')} - random control: {100 * control['diff_hm']:+.2f}")
+    if seeds:
+        diffs.append(f"{result.get('method', 'ipo')} - seeds alone: {100 * (result['hm'] - seeds['hm']):+.2f}")
+    if diffs:
+        print(f"\n{'; '.join(diffs)} H points on this split (one split: compare over seeds before concluding)")
+    sentences = origin_sentences(result)
+    if sentences:
+        print(("" if diffs else "\n") + " ".join(sentences))
     rate = result.get("valid_rate")
     rate_text = f"{100 * rate:.0f}% of {result['candidates_returned']}" if rate is not None else "n/a"
     print(

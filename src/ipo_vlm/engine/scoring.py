@@ -150,3 +150,8 @@ class Scorer:
             acc, loss = accuracy_and_loss(scale * feats @ emb.astype(np.float64).T, labels)
             results.append(ScoredTemplate(template=t, accuracy=acc, loss=loss))
         return results
+
+    def predict(self, template: str, classnames: Sequence[str], image_features: np.ndarray) -> np.ndarray:
+        """The class index each image is assigned under ``template`` (argmax of the logits)."""
+        text = self.class_embeddings(template, classnames).astype(np.float64)
+        return (np.asarray(image_features, dtype=np.float64) @ text.T).argmax(axis=1)

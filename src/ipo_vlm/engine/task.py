@@ -85,6 +85,12 @@ class Task:
         val = self.score_val(templates)
         return [t.with_(val_accuracy=v.accuracy, val_loss=v.loss) for t, v in zip(train, val)]
 
+    def train_predictions(self, template: str) -> tuple[list[int], list[int]]:
+        """(true, predicted) base-class indices of the training images under ``template``, from
+        the cached features (the text embeddings are usually cached already: it was scored)."""
+        predicted = self.scorer.predict(template, self.classnames, self._train[0])
+        return [int(x) for x in self._train[1]], [int(x) for x in predicted]
+
     def check(self, template: str) -> str | None:
         """Why ``template`` cannot be scored, as a reason to count (the details go to the debug
         log); novel class names count too, since the template must also fit them at test time."""

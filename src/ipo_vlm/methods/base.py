@@ -86,6 +86,8 @@ class MethodContext:
     descriptions: list[str] = field(default_factory=list)
     progress: Callable[[Progress], None] | None = None
     hook: Hook = lambda event, step: None
+    #: the masked description of every training image, in the task's order (empty: none)
+    train_descriptions: list[str] = field(default_factory=list)
 
 
 @dataclass

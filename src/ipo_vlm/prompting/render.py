@@ -10,12 +10,21 @@ from dataclasses import dataclass
 from ipo_vlm.errors import ConfigError
 import ipo_vlm.prompting.text as T
 from ipo_vlm.prompting.placeholders import LLM_PLACEHOLDER, to_llm_placeholder
+from ipo_vlm.prompting.reflect import Reflection, render_reflection
 from ipo_vlm.scored import ScoredTemplate
 
 _MARKER = re.compile(r"\{(\w+)\}")
 
 #: the closing instructions a meta-prompt can end with
 META_PROMPT_STYLES = {"paper": T.CLOSING_INSTRUCTION, "edit": T.CLOSING_INSTRUCTION_EDIT}
+
+#: ``optimize.guidance`` -> (paragraph after the task, sentence after the closing instruction)
+GUIDANCE = {
+    "none": ("", ""),
+    "looks": ("", T.GUIDANCE_LOOKS),
+    "mechanism": (T.GUIDANCE_MECHANISM, ""),
+    "both": (T.GUIDANCE_MECHANISM, T.GUIDANCE_LOOKS),
+}
 
 
 @dataclass(frozen=True)
@@ -29,7 +38,9 @@ class MetaPromptInputs:
 
     ``style`` picks the closing instruction: ``paper`` (free rewrites, the paper's) or ``edit``
     (small edits of the best templates); ``worst`` holds scored templates shown as what to avoid
-    (none: no such section); ``max_words`` adds the word limit to the instruction."""
+    (none: no such section); ``max_words`` adds the word limit to the instruction; ``guidance``
+    says what makes a template work (:data:`GUIDANCE`); ``reflection`` shows the best template's
+    errors on the training images, just before the closing instruction."""
 
     domain: str
     n_candidates: int = 5
@@ -40,8 +51,12 @@ class MetaPromptInputs:
     style: str = "paper"
     worst: Sequence[ScoredTemplate] = ()
     max_words: int | None = None
+    guidance: str = "none"
+    reflection: Reflection | None = None
 
     def __post_init__(self) -> None:
+        if self.guidance not in GUIDANCE:
+            raise ConfigError(f"unknown guidance {self.guidance!r}; known: {', '.join(GUIDANCE)}")
         if self.style not in META_PROMPT_STYLES:
             raise ConfigError(f"unknown meta-prompt style {self.style!r}; known: {', '.join(META_PROMPT_STYLES)}")
         if self.max_words is not None and self.max_words < 1:
@@ -58,6 +73,9 @@ def render_meta_prompt(inputs: MetaPromptInputs) -> tuple[tuple[str, str], ...]:
     """The ``(role, content)`` messages (system, user) for ``LLMRequest.messages``."""
     ph = inputs.placeholder
     parts = [_fill(T.TASK_INSTRUCTION, domain=_one_line(inputs.domain), placeholder=ph)]
+    paragraph, sentence = GUIDANCE[inputs.guidance]
+    if paragraph:
+        parts.append(_fill(paragraph, placeholder=ph))
     descriptions = [_one_line(d) for d in inputs.descriptions if d and d.strip()]
     if descriptions:
         lines = [_fill(T.DESCRIPTION_LINE, description=d) for d in descriptions]
@@ -66,9 +84,14 @@ def render_meta_prompt(inputs: MetaPromptInputs) -> tuple[tuple[str, str], ...]:
         lines = [_one_line(to_llm_placeholder(e.template, ph)) for e in inputs.worst]
         parts.append("\n".join([T.WORST_HEADER, *lines]))
     parts.append(render_memory(inputs.memory, ph))
+    if inputs.reflection is not None:
+        parts.append(render_reflection(inputs.reflection))
     closing = _fill(META_PROMPT_STYLES[inputs.style], n=str(inputs.n_candidates), placeholder=ph)
     if inputs.max_words is not None:
         closing += _fill(T.LENGTH_LIMIT, max_words=str(inputs.max_words))
+    if sentence and not descriptions:
+        sentence = T.GUIDANCE_LOOKS_UNDESCRIBED
+    closing += sentence
     parts.append(closing)
     return (("system", T.SYSTEM_PROMPT), ("user", "\n\n".join(parts)))
 

@@ -10,7 +10,7 @@ prompt prefix; the memory and the closing instruction, which change every step, 
 The memory is shown in the very line format the answer must take (minus the scores), with
 the placeholder spelled as the LLM has to write it."""
 
-PROMPT_VERSION = "pop-2"
+PROMPT_VERSION = "pop-3"
 
 SYSTEM_PROMPT = (
     "You write prompt templates for a CLIP image classifier. "
@@ -49,3 +49,41 @@ CLOSING_INSTRUCTION_EDIT = (
 
 #: appended to the closing instruction when templates have a word limit
 LENGTH_LIMIT = " Each template has at most {max_words} words."
+
+#: ``optimize.guidance``: what makes a template work, told to the LLM. Written for any dataset:
+#: none of them names what particular images look like. ``looks`` is one sentence appended to
+#: the closing instruction; ``mechanism`` a paragraph after the task (fixed between steps, so a
+#: local model reuses its evaluated prefix); ``both`` is the two together.
+GUIDANCE_LOOKS = (
+    " A template works best when it describes how the training images really look, as the "
+    "descriptions above say (their medium, quality and flaws included), not how an ideal photo "
+    "would look."
+)
+#: ``looks`` when the meta-prompt has no image descriptions to point to
+GUIDANCE_LOOKS_UNDESCRIBED = (
+    " A template works best when it describes how the training images really look (their medium, "
+    "quality and flaws included), not how an ideal photo would look."
+)
+
+GUIDANCE_MECHANISM = (
+    "How a template works: CLIP puts each class name into the template and picks the class whose "
+    "sentence is closest to the image. The words around {placeholder} decide how well the sentences "
+    "fit the images, so the best templates describe these images as they really are: the medium "
+    "(photo, drawing, render, scan, ...), the image quality and any flaws, the lighting, framing "
+    "and background (where image descriptions are given, in their words). A template that describes a perfect "
+    "picture when the images are not perfect fits them worse. Words that suit only some classes "
+    "hurt: the template is also used for classes it has never seen, so it must describe the "
+    "images, never any one class."
+)
+
+#: ``optimize.reflect``: the errors of the best template so far, in the images' descriptions
+REFLECT_HEADER = (
+    "Under the best template so far, {wrong} of {total} training images are classified wrongly. "
+    "What some of the misclassified images show:"
+)
+REFLECT_NONE = "Under the best template so far, every training image is classified correctly."
+REFLECT_PAIRS = "The most confused pairs of classes (images of the first taken for the second): {pairs}."
+REFLECT_PAIRS_COUNTS = (
+    "Misclassified images in the most confused pairs of classes (one class taken for another): "
+    "{counts}, of {wrong}."
+)

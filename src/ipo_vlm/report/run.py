@@ -72,6 +72,10 @@ def _headline(r: dict[str, Any]) -> str:
     if r.get("handcrafted"):
         rows.append(_row("hand-crafted", r["handcrafted"], r["handcrafted"].get("template"), base_hm))
         classes.append("")
+    seeds = r.get("seeds_alone")
+    if isinstance(seeds, dict):
+        rows.append(_row("seeds alone", seeds, seeds.get("template"), base_hm))
+        classes.append("")
     control = r.get("control")
     if isinstance(control, dict):
         label = f"{METHOD_NAMES.get(str(control.get('method')), control.get('method') or 'control')} (control)"

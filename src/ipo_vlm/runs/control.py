@@ -1,7 +1,9 @@
-"""``--control random``: a random-search pool of the same budget (steps x candidates), scored on
-the same split after the method ran and selected by the same rule, so a run says by itself
-whether its method beat chance. Recorded in ``RUNDIR/control/`` (its own history and steps,
-resumable like the run) and summarised in ``result.json``'s ``control``."""
+"""``--control random``: random search run with every ingredient of the method's run except the
+proposals — the same step-0 seeds (the baseline, the hand-crafted template and the seeds made
+from the image descriptions), the same memory size, steps x candidates and selection rule — on
+the same split, after the method ran. The method's own proposals are the only difference, so
+``method - control`` is what the proposals add. Recorded in ``RUNDIR/control/`` (its own history
+and steps, resumable like the run) and summarised in ``result.json``'s ``control``."""
 
 from __future__ import annotations
 
@@ -17,22 +19,16 @@ if TYPE_CHECKING:
     from ipo_vlm.engine.task import Task
 
 
-def run_control(config: "RunConfig", rundir: RunDir, task: "Task", seeds: list[str], hook: Any = None,
-                extra_draws: int = 0) -> dict[str, Any]:
-    """Run (or resume) the random-search control and evaluate its selected template.
-    ``extra_draws`` random bank templates join its seeds (as many as the method's extra seeds,
-    so both score the same number of templates)."""
+def run_control(config: "RunConfig", rundir: RunDir, task: "Task", seeds: list[str], hook: Any = None) -> dict[str, Any]:
+    """Run (or resume) the random-search control from the method's own ``seeds`` and evaluate
+    its selected template: ``{method, best_template, best_source, best_step, base_acc, novel_acc,
+    hm, templates_scored, steps_done, ensembles}``."""
     from ipo_vlm.methods import create_method
-    from ipo_vlm.methods.random import draw
-    from ipo_vlm.prompting.bank import TemplateBank
 
     record = RunDir(rundir.path / "control")
     record.path.mkdir(parents=True, exist_ok=True)
     control_config = replace(config, method="random")
-    if extra_draws:
-        bank = TemplateBank.load(extra=config.optimize.bank)
-        seeds = [*seeds, *draw(bank, config, task.dataset.info.domain, 0, extra_draws, seeds)]
-    ctx = MethodContext(control_config, task, record, seeds, hook=hook or (lambda event, step: None))
+    ctx = MethodContext(control_config, task, record, list(seeds), hook=hook or (lambda event, step: None))
     outcome = create_method("random").run(ctx)
     ranked = ranked_pool(task, control_config, record.history(), outcome)
     best = ranked[0]
@@ -40,6 +36,8 @@ def run_control(config: "RunConfig", rundir: RunDir, task: "Task", seeds: list[s
     return {
         "method": "random",
         "best_template": best.template,
+        "best_source": best.source,
+        "best_step": best.step,
         "base_acc": scores.base_acc,
         "novel_acc": scores.novel_acc,
         "hm": scores.hm,

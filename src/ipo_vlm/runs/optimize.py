@@ -108,11 +108,12 @@ def load_or_make_split(rundir: RunDir, dataset: Any, config: RunConfig) -> Any:
     return split
 
 
-def _descriptions(backends: Backends, split: Any, config: RunConfig, rundir: RunDir) -> tuple[list[str], int, list[str]]:
-    """Masked image descriptions selected for the meta-prompt, how many masks were applied, and
-    the seed templates made from the most shared descriptions (``optimize.description_seeds``)."""
+def _descriptions(backends: Backends, split: Any, config: RunConfig, rundir: RunDir) -> tuple[list[str], int, list[str], list[str]]:
+    """Masked image descriptions selected for the meta-prompt, how many masks were applied, the
+    seed templates made from the most shared descriptions (``optimize.description_seeds``) and
+    every training image's masked description, in the split's order."""
     if backends.captioner.model_id == "none" or config.captioner.budget_tokens == 0:
-        return [], 0, []
+        return [], 0, [], []
     from ipo_vlm.captioner.descriptions import describe_samples, description_instruction, select_for_prompt, shares
 
     ds = backends.dataset
@@ -129,7 +130,8 @@ def _descriptions(backends: Backends, split: Any, config: RunConfig, rundir: Run
     shared = [text for text, _ in shares(descs).most_common()]
     o = config.optimize
     seeds = templates_from_descriptions(shared, ds.info.domain, o.description_seeds, o.max_words)
-    return select_for_prompt(descs, config.captioner.budget_tokens, config.captioner.selection), descs.maskings, seeds
+    chosen = select_for_prompt(descs, config.captioner.budget_tokens, config.captioner.selection)
+    return chosen, descs.maskings, seeds, [d.text for d in descs.items]
 
 
 def _session(backends: Backends, config: RunConfig, rundir: RunDir) -> Any:
@@ -261,19 +263,19 @@ def _optimize_locked(
     split = _split_with_images(rundir, backends.dataset, config, resume)
     say(f"encoding {len(split.train)} training images of {len(split.base_classnames)} base classes")
     task = Task(backends.dataset, split, backends.vlm, with_val=config.optimize.select_on in NEEDS_VAL)
-    descriptions, maskings, described = [], 0, []
+    descriptions, maskings, described, per_image = [], 0, [], []
     if method.uses_llm and backends.captioner.model_id != "none":
         say(f"describing {len(split.train)} training images with {backends.captioner.model_id}")
-        descriptions, maskings, described = _descriptions(backends, split, config, rundir)
+        descriptions, maskings, described, per_image = _descriptions(backends, split, config, rundir)
     session = _session(backends, config, rundir) if method.uses_llm else None
-    seeds = [BASELINE_TEMPLATE, backends.dataset.info.template]
-    ctx = MethodContext(config, task, rundir, [*seeds, *described], session, descriptions, progress, hook)
+    seeds = [BASELINE_TEMPLATE, backends.dataset.info.template, *described]
+    ctx = MethodContext(config, task, rundir, seeds, session, descriptions, progress, hook, per_image)
     say(_what_runs(config))
     outcome = method.run(ctx)
     control = None
     if config.optimize.control == "random" and config.method != "random":
         say(f"random-search control: {config.optimize.steps} steps x {config.optimize.candidates} candidates")
-        control = run_control(config, rundir, task, seeds, hook, extra_draws=len(described))
+        control = run_control(config, rundir, task, seeds, hook)
     say("evaluating on the test split")
     tokens = (session.tokens_in, session.tokens_out) if session else (0, 0)
     result = build_result(config, rundir, task, outcome, tokens, maskings, time.perf_counter() - started)

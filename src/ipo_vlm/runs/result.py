@@ -80,9 +80,13 @@ class RunResult:
     baseline_kept: bool = False
     #: ensembles evaluated beside the single template: {k, templates, base_acc, novel_acc, hm}
     ensembles: list[dict[str, Any]] = field(default_factory=list)
-    #: the random-search control on the same split: {method, best_template, base_acc, novel_acc,
-    #: hm, diff_hm (this run's H minus the control's), templates_scored, ensembles}
+    #: the random-search control from the same seeds on the same split: {method, best_template,
+    #: best_source ("seed" or "random"), best_step, base_acc, novel_acc, hm, diff_hm (this run's
+    #: H minus the control's), templates_scored, ensembles}
     control: dict[str, Any] | None = None
+    #: the step-0 seeds alone, selected by the run's rule: {template, kind ("baseline" or
+    #: "description"), base_acc, novel_acc, hm}; None for a method without a search
+    seeds_alone: dict[str, Any] | None = None
     #: fields added by later versions or other methods, kept as read
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -148,6 +152,20 @@ def ensemble_rows(task: "Task", ranked: Sequence[ScoredTemplate], ks: Iterable[i
     return rows
 
 
+def seeds_alone_pick(config: "RunConfig", task: "Task", history: Sequence[ScoredTemplate]) -> ScoredTemplate | None:
+    """The best of the step-0 seeds by the run's selection rule: what the run would have
+    selected had no step proposed anything; None for a method without a search."""
+    seeds = [s.template for s in history if s.step == 0 and s.source == "seed"]
+    if config.method in FIXED_METHODS or not seeds:
+        return None
+    return rank(history, config.optimize.select_on, seeds, task.image_counts())[0]
+
+
+def seed_kind(template: str, handcrafted: str) -> str:
+    """"baseline" for "a photo of a {}." or the dataset's own template, else "description"."""
+    return "baseline" if template in (BASELINE_TEMPLATE, handcrafted) else "description"
+
+
 def build_result(
     config: "RunConfig", rundir: "RunDir", task: "Task", outcome: MethodOutcome, tokens: tuple[int, int], maskings: int, seconds: float
 ) -> RunResult:
@@ -158,7 +176,9 @@ def build_result(
     ranked = ranked_pool(task, config, history, outcome)
     best = ranked[0]
     handcrafted = task.dataset.info.template
-    scores = {s.template: s for s in task.evaluate(_unique([best.template, BASELINE_TEMPLATE, handcrafted]))}
+    seed = seeds_alone_pick(config, task, history)
+    extra = [seed.template] if seed else []
+    scores = {s.template: s for s in task.evaluate(_unique([best.template, BASELINE_TEMPLATE, handcrafted, *extra]))}
     top = scores[best.template]
     ensembles = ensemble_rows(task, ranked, [config.optimize.ensemble])
     if outcome.ensemble:
@@ -198,4 +218,6 @@ def build_result(
         baseline_kept=(best.source == "seed" and best.template in (BASELINE_TEMPLATE, handcrafted)
                        and config.method not in FIXED_METHODS),
         ensembles=ensembles,
+        seeds_alone=None if seed is None else {**scores[seed.template].to_dict(),
+                                               "kind": seed_kind(seed.template, handcrafted)},
     )

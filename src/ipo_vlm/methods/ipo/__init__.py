@@ -24,12 +24,25 @@ class IPOMethod:
 
         info, o = ctx.task.dataset.info, ctx.config.optimize
         proposer = MetaPromptProposer(info.domain, o.candidates, ctx.descriptions, info.name, check=ctx.task.check,
-                                      style=o.meta_prompt, max_words=o.max_words)
+                                      style=o.meta_prompt, max_words=o.max_words, guidance=o.guidance)
         loop = OptimizationLoop(
             ctx.record, ctx.config, ctx.session, proposer, ctx.task.score, Memory(o.memory_size),
-            progress=ctx.progress, hook=ctx.hook,
+            progress=ctx.progress, hook=ctx.hook, errors=_errors_of(ctx) if o.reflect else None,
         )
         return loop.run(ctx.seeds)
+
+
+def _errors_of(ctx: MethodContext) -> Any:
+    """``template -> Reflection`` on the task's training images (``optimize.reflect``)."""
+    from ipo_vlm.prompting.reflect import reflect
+
+    o, task = ctx.config.optimize, ctx.task
+
+    def errors(template: str) -> Any:
+        truth, predicted = task.train_predictions(template)
+        return reflect(truth, predicted, ctx.train_descriptions, task.classnames, o.reflect, o.reflect_class_names)
+
+    return errors
 
 
 def load_ipo(name: str = "", **_: Any) -> IPOMethod:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from ipo_vlm.config import RunConfig
 from ipo_vlm.prompting.placeholders import BASELINE_TEMPLATE
@@ -25,6 +26,15 @@ class DryRunPlan:
         return self.tokens_in + self.tokens_out_typical
 
 
+def _typical_reflection(k: int) -> Any:
+    """A stand-in reflection of ``k`` description lines of typical length, to price the block."""
+    from ipo_vlm.prompting.reflect import PAIRS_SHOWN, Reflection
+
+    line = "a photo of an object on a plain background, seen from the front."
+    return Reflection(total=100, wrong=20, descriptions=tuple((line, 2) for _ in range(k)),
+                      pairs=tuple(("", "", 3) for _ in range(PAIRS_SHOWN)))
+
+
 def dry_run_plan(config: RunConfig) -> DryRunPlan:
     """Estimate LLM calls and tokens from the first meta-prompt, without calling any model.
 
@@ -39,7 +49,9 @@ def dry_run_plan(config: RunConfig) -> DryRunPlan:
     o = config.optimize
     seeds = list(dict.fromkeys([BASELINE_TEMPLATE, info.template]))
     memory = [ScoredTemplate(t, 0.5, 1.0) for t in seeds]
-    messages = MetaPromptProposer(info.domain, o.candidates, [], info.name).messages(memory)
+    proposer = MetaPromptProposer(info.domain, o.candidates, [], info.name, style=o.meta_prompt, max_words=o.max_words,
+                                  guidance=o.guidance)
+    messages = proposer.messages(memory, reflection=_typical_reflection(o.reflect) if o.reflect else None)
     descriptions = config.captioner.budget_tokens if config.captioner.spec.split(":")[0] != "none" else 0
     first = estimate_request_tokens(messages) + descriptions
     # one memory line per extra entry, priced like the seed lines

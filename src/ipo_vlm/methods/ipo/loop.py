@@ -47,10 +47,13 @@ class OptimizationLoop(SearchLoop):
         memory: "Memory",
         progress: Callable[[Progress], None] | None = None,
         hook: Hook | None = None,
+        errors: Callable[[str], Any] | None = None,
     ) -> None:
         super().__init__(record, config, score, memory, progress, hook)
         self.session = session
         self.proposer = proposer
+        #: ``template -> Reflection`` of its training errors, shown under the memory (None: off)
+        self.errors = errors
 
     def key(self, template: str) -> str:
         return self.proposer.key(template)
@@ -91,7 +94,9 @@ class OptimizationLoop(SearchLoop):
         return parsed, response
 
     def step(self, step: int) -> StepRecord:
-        messages = self.proposer.messages(self.memory.for_prompt(), self.worst(self.config.optimize.show_worst))
+        best = self.memory.best()
+        reflection = self.errors(best.template) if self.errors is not None and best is not None else None
+        messages = self.proposer.messages(self.memory.for_prompt(), self.worst(self.config.optimize.show_worst), reflection)
         record = StepRecord(step=step)
         chosen: list[Candidate] = []
         seen = set(self.seen)

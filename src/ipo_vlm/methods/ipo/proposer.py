@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ipo_vlm.prompting.placeholders import LLM_PLACEHOLDER
+from ipo_vlm.prompting.reflect import Reflection
 from ipo_vlm.scored import ScoredTemplate
 
 @dataclass
@@ -26,7 +27,8 @@ class Proposer(Protocol):
     #: the word limit of a template (also the output grammar's), or None
     max_words: int | None
 
-    def messages(self, memory: Sequence[ScoredTemplate], worst: Sequence[ScoredTemplate] = ()) -> tuple[tuple[str, str], ...]: ...
+    def messages(self, memory: Sequence[ScoredTemplate], worst: Sequence[ScoredTemplate] = (),
+                 reflection: Reflection | None = None) -> tuple[tuple[str, str], ...]: ...
 
     def parse(self, text: str, seen: set[str]) -> Parsed: ...
 
@@ -40,7 +42,7 @@ CHARS_PER_WORD = 12
 
 class MetaPromptProposer:
     """Renders meta-prompts for one run (fixed domain, descriptions, candidates per step,
-    closing-instruction ``style``, word limit) and parses the answers."""
+    closing-instruction ``style``, word limit, ``guidance``) and parses the answers."""
 
     def __init__(
         self,
@@ -52,6 +54,7 @@ class MetaPromptProposer:
         max_chars: int = 300,
         style: str = "paper",
         max_words: int | None = None,
+        guidance: str = "none",
     ) -> None:
         self.domain = domain
         self.n_candidates = n_candidates
@@ -61,8 +64,10 @@ class MetaPromptProposer:
         self.max_chars = max_chars if max_words is None else min(max_chars, CHARS_PER_WORD * max_words)
         self.style = style
         self.max_words = max_words
+        self.guidance = guidance
 
-    def messages(self, memory: Sequence[ScoredTemplate], worst: Sequence[ScoredTemplate] = ()) -> tuple[tuple[str, str], ...]:
+    def messages(self, memory: Sequence[ScoredTemplate], worst: Sequence[ScoredTemplate] = (),
+                 reflection: Reflection | None = None) -> tuple[tuple[str, str], ...]:
         from ipo_vlm.prompting import MetaPromptInputs, render_meta_prompt
 
         inputs = MetaPromptInputs(
@@ -75,6 +80,8 @@ class MetaPromptProposer:
             style=self.style,
             worst=list(worst),
             max_words=self.max_words,
+            guidance=self.guidance,
+            reflection=reflection,
         )
         return tuple((role, content) for role, content in render_meta_prompt(inputs))
 
