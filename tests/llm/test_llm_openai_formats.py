@@ -130,3 +130,14 @@ def test_check_llm_reports_the_formats_the_server_accepts(capsys: pytest.Capture
     assert "response_format json_schema: rejected (HTTP 500: 1 validation error" in out
     assert "response_format json_object: accepted" in out and "response_format none:        accepted" in out
     assert "a run uses: json_object" in out
+
+
+def test_a_server_of_ones_own_gets_minutes_per_call_openai_a_minute(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ipo_vlm.llm.openai_backend import LOCAL_TIMEOUT_S, load_openai
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-timeout-test")
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    assert load_openai("gpt-4o-mini").settings.timeout_s == 60.0
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:8765/v1")
+    assert load_openai("qwen").settings.timeout_s == LOCAL_TIMEOUT_S == 600.0
+    assert load_openai("qwen?timeout=30").settings.timeout_s == 30.0

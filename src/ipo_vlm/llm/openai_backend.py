@@ -13,6 +13,7 @@ import json
 import logging
 import random
 import time
+from dataclasses import replace
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -26,6 +27,9 @@ from ipo_vlm.llm.retry import Retryable, RetryPolicy, parse_retry_after, with_re
 from ipo_vlm.llm.tokens import estimate_request_tokens, estimate_tokens
 
 log = logging.getLogger(__name__)
+
+#: seconds a call may take on any server but OpenAI's own (60 s there) unless ``timeout`` is given
+LOCAL_TIMEOUT_S = 600.0
 
 _OPTION_TYPES: dict[str, Any] = {
     "response_format": text,
@@ -272,12 +276,17 @@ def load_openai(name: str, **options: Any) -> OpenAIChat:
     """Registry factory for ``openai:<model>[?option=value&...]``; keyword options win."""
     model, spec_options = parse_spec_options(name)
     opts = {**spec_options, **options}
-    timeout = float(opts.pop("timeout", 60.0))
+    timeout = opts.pop("timeout", None)
     max_retries = int(opts.pop("max_retries", 4))
     policy = RetryPolicy(
         max_retries=max_retries,
         base_delay_s=float(opts.pop("base_delay", 1.0)),
         max_delay_s=float(opts.pop("max_delay", 60.0)),
     )
-    settings = OpenAISettings.from_env(timeout_s=timeout, max_retries=max_retries)
+    settings = OpenAISettings.from_env(max_retries=max_retries)
+    if timeout is None and settings.base_url.rstrip("/") != DEFAULT_BASE_URL:
+        # A server of one's own may well be a CPU answering a 400-token call in minutes: a
+        # timeout of a minute would make it start the same call again while it still works.
+        timeout = LOCAL_TIMEOUT_S
+    settings = replace(settings, timeout_s=float(timeout if timeout is not None else settings.timeout_s))
     return OpenAIChat(model, settings=settings, retry=policy, **opts)
