@@ -16,8 +16,11 @@ run files alone, per variant and preset:
 
     .venv/bin/python bench/llm_constraint.py --seeds 1-3 --out /tmp/constraint
     .venv/bin/python bench/llm_constraint.py --seeds 1 --presets demo-shifted --out /tmp/c   # quick look
+    .venv/bin/python bench/llm_constraint.py --runs before=/tmp/a after=/tmp/b   # runs made elsewhere
 
-Runs already in --out are reused, so the table can be re-printed without any LLM call."""
+Runs already in --out are reused, so the table can be re-printed without any LLM call; --runs
+summarizes existing run directories (every DIR/**/steps.jsonl with a result.json beside it),
+e.g. those of bench/controls.py made with the grammar of before and after."""
 
 from __future__ import annotations
 
@@ -111,14 +114,35 @@ def print_table(table: dict[tuple[str, str], dict[str, float]], presets: list[st
             print(f"| {preset} | after/before | | {ratio} |")
 
 
+def summarize_existing(specs: list[str]) -> int:
+    table: dict[tuple[str, str], dict[str, float]] = {}
+    for spec in specs:
+        variant, _, root = spec.partition("=")
+        if variant not in VARIANTS or not root:
+            raise SystemExit(f"--runs takes before=DIR or after=DIR, got {spec!r}")
+        runs = sorted(p.parent for p in Path(root).rglob("steps.jsonl") if (p.parent / "result.json").exists()
+                      and p.parent.name != "control")
+        if not runs:
+            raise SystemExit(f"no finished run under {root}")
+        table[("runs", variant)] = summarize([measure(r) for r in runs])
+        print(f"{variant}: {len(runs)} run(s) under {root}", file=sys.stderr)
+    print_table(table, ["runs"])
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=seeds_arg, default=seeds_arg("1-3"))
     ap.add_argument("--presets", nargs="+", default=["demo", "demo-shifted"])
     ap.add_argument("--llm", default="local", help="an in-process llama.cpp spec (the grammar is what is compared)")
     ap.add_argument("--steps", type=int, default=None, help="steps per run (default: the preset's)")
-    ap.add_argument("--out", required=True)
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--runs", nargs="+", default=None, metavar="VARIANT=DIR", help="summarize existing runs, no LLM call")
     args = ap.parse_args()
+    if args.runs:
+        return summarize_existing(args.runs)
+    if not args.out:
+        ap.error("--out is required unless --runs is given")
     measured: dict[tuple[str, str], list[dict[str, float]]] = {}
     for preset in args.presets:
         for i, seed in enumerate(args.seeds):
