@@ -71,39 +71,25 @@ def run_one(args: argparse.Namespace, seed: int) -> Path:
     return out
 
 
-def pool_of(rundir, memory_size: int):
-    from ipo_vlm.methods.ipo.memory import Memory
-
-    return Memory.from_entries(rundir.history(), memory_size).entries
-
-
 def evaluate_rules(run: Path) -> dict:
-    """{(who, rule, k): (base, novel, H)} for the method and its control, plus the baseline."""
-    from ipo_vlm.config import RunConfig
-    from ipo_vlm.data import load_dataset, load_split
-    from ipo_vlm.engine.task import Task
-    from ipo_vlm.runs.rundir import RunDir
-    from ipo_vlm.runs.select import rank
-    from ipo_vlm.vlm import create_vlm
+    """{(who, rule, k): (base, novel, H)} for the method and its control, plus the baseline,
+    each ranked as the run itself ranks its pool (``Run.top``)."""
+    from ipo_vlm.prompting.placeholders import BASELINE_TEMPLATE
+    from ipo_vlm.runs.run import Run
 
-    rundir = RunDir(run)
-    config = RunConfig.from_dict(rundir.read_config()["config"])
-    dataset = load_dataset(config.data.dataset, config.data.data_root)
-    split = load_split(rundir.split_path, dataset)
-    task = Task(dataset, split, create_vlm(config.vlm, **config.vlm_options))
+    opened = Run.open(run, need_result=True)
+    task = opened.task()
     out = {}
-    (base,) = task.evaluate(["a photo of a {}."])
+    (base,) = task.evaluate([BASELINE_TEMPLATE])
     out[("baseline", "-", 1)] = (base.base_acc, base.novel_acc, base.hm)
-    for who, rd in (("ipo", rundir), ("random", RunDir(run / "control"))):
-        pool = pool_of(rd, config.optimize.memory_size)
+    for who, pool in (("ipo", "method"), ("random", "control")):
         for rule in RULES:
-            ranked = rank(pool, rule, weights=task.image_counts())
             for k in KS:
-                templates = [s.template for s in ranked[:k]]
+                templates = opened.top(min(k, len(opened.ranked(rule, pool))), rule, pool)
                 s = task.evaluate(templates)[0] if k == 1 else task.evaluate_ensemble(templates)
                 out[(who, rule, k)] = (s.base_acc, s.novel_acc, s.hm)
-    result = json.loads((run / "result.json").read_text())
-    out["cost"] = (result["llm_tokens_in"], result["llm_tokens_out"], result["minutes"])
+    result = opened.require_result()
+    out["cost"] = (result.llm_tokens_in, result.llm_tokens_out, result.minutes)
     return out
 
 

@@ -17,7 +17,7 @@ from ipo_vlm.runs.optimize import Backends, optimize
 from ipo_vlm.runs.rundir import RunDir
 from ipo_vlm.runs.classify import Failure, classify_images
 from ipo_vlm.runs.export import export_run, format_safe, render_hf, render_open_clip
-from ipo_vlm.runs.records import rank_records, read_run, top_templates
+from ipo_vlm.runs.run import Run
 from ipo_vlm.testing.fakes import FakeDataset, FakeVLM
 from ipo_vlm.testing.scripted import ScriptedLLM
 
@@ -51,37 +51,36 @@ def runs(tmp_path_factory):
 
 def test_rank_orders_by_accuracy_then_loss_and_top1_is_the_selected_template(runs):
     for select_on, path in runs.items():
-        run = read_run(path)
-        ranked = rank_records(run.history, select_on)
-        assert len(ranked) == len({r["template"] for r in run.history})
-        acc, loss = f"{select_on}_acc", f"{select_on}_loss"
+        run = Run.open(path)
+        ranked = run.ranked(of="history")
+        assert len(ranked) == len({s.template for s in run.history})
+        score = (lambda s: (s.val_accuracy, -s.val_loss)) if select_on == "val" else (lambda s: (s.accuracy, -s.loss))  # noqa: E731
         for a, b in zip(ranked, ranked[1:]):
-            assert (a[acc], -a[loss]) >= (b[acc], -b[loss])
-        if select_on == "train":  # memory keeps the train-best, so history's best is the run's pick
-            assert top_templates(run, 1) == [run.best_template]
-    by_loss = rank_records(read_run(runs["train"]).history, "loss")
-    assert [r["train_loss"] for r in by_loss] == sorted(r["train_loss"] for r in by_loss)
+            assert score(a) >= score(b)
+        assert run.top(1) == [run.require_result().best_template]
+    by_loss = Run.open(runs["train"]).ranked("loss", of="history")
+    assert [s.loss for s in by_loss] == sorted(s.loss for s in by_loss)
 
 
 def test_trainval_pools_by_image_counts(runs):
-    run = read_run(runs["val"])
+    run = Run.open(runs["val"])
     n_train, n_val = run.image_counts()
     assert n_train == 4 * 3 and n_val > 0  # 4 shots of the 3 base classes
-    pooled = lambda r: (r["train_acc"] * n_train + r["val_acc"] * n_val) / (n_train + n_val)  # noqa: E731
-    ranked = rank_records(run.history, "trainval", (n_train, n_val))
-    assert [pooled(r) for r in ranked] == sorted((pooled(r) for r in ranked), reverse=True)
+    pooled = lambda s: (s.accuracy * n_train + s.val_accuracy * n_val) / (n_train + n_val)  # noqa: E731
+    ranked = run.ranked("trainval", of="history")
+    assert [pooled(s) for s in ranked] == sorted((pooled(s) for s in ranked), reverse=True)
 
 
 def test_ranking_by_val_without_val_scores_and_bad_ensemble_sizes_are_clear_errors(runs):
-    run = read_run(runs["train"])
+    run = Run.open(runs["train"])
     with pytest.raises(ConfigError, match="validation scores"):
-        rank_records(run.history, "val")
-    distinct = len(rank_records(run.history, "train"))
+        run.ranked("val")
+    distinct = len(run.ranked())
     with pytest.raises(ConfigError, match="at least 1"):
-        top_templates(run, 0)
-    with pytest.raises(ConfigError, match=f"larger than the {distinct} distinct"):
-        top_templates(run, distinct + 1)
-    assert len(top_templates(run, distinct)) == distinct
+        run.top(0)
+    with pytest.raises(ConfigError, match=f"larger than the {distinct} distinct templates in the run's pool"):
+        run.top(distinct + 1)
+    assert len(run.top(distinct)) == distinct
 
 
 def test_json_export_holds_classes_best_template_vlm_and_ranked_ensemble(runs):
@@ -91,8 +90,7 @@ def test_json_export_holds_classes_best_template_vlm_and_ranked_ensemble(runs):
     assert payload["classnames"] == list(FakeDataset().info.classnames)
     assert payload["base_classnames"] == split["base_classnames"] and payload["novel_classnames"] == split["novel_classnames"]
     assert payload["best_template"] == result["best_template"] and payload["vlm"] == "fake"
-    run = read_run(runs["val"])
-    assert payload["ensemble"]["templates"] == [r["template"] for r in rank_records(run.history, "val")[:3]]
+    assert payload["ensemble"]["templates"] == [s.template for s in Run.open(runs["val"]).ranked("val")[:3]]
     assert payload["ensemble"]["ranked_by"] == "val"
     assert "ensemble" not in json.loads(export_run(runs["val"], "json"))
 
@@ -194,7 +192,7 @@ def test_classify_gives_softmax_over_all_classes_and_reports_bad_files(runs, tmp
     assert {f.path for f in got.failures} == {str(folder / "broken.png"), str(tmp_path / "missing.jpg")}
     assert len(seen) == len(paths) + 2 and sum(isinstance(s, Failure) for s in seen) == 2
     # by hand: softmax(logit_scale * cos) over all six classes with the run's best template
-    best = read_run(runs["train"]).best_template
+    best = Run.open(runs["train"]).best_template
     text = vlm.encode_texts([best.replace("{}", c) for c in ds.info.classnames]).astype(np.float64)
     for pred in got.predictions:
         image = ds.open_image(next(s for s, p in zip(samples, paths) if str(p) == pred.path))
@@ -209,7 +207,7 @@ def test_classify_with_an_ensemble_uses_the_top_k_templates(runs, tmp_path):
     ds = FakeDataset()
     path = _save(ds, ds.split("test")[0], tmp_path / "one.png")
     got = classify_images(runs["val"], [path], ensemble=3, top=6, vlm=FakeVLM(ds.info.classnames))
-    assert got.templates == top_templates(read_run(runs["val"]), 3)
+    assert got.templates == Run.open(runs["val"]).top(3)
     assert len(got.predictions[0].top) == 6 and math.isclose(sum(p for _, p in got.predictions[0].top), 1.0, rel_tol=1e-9)
     with pytest.raises(ConfigError, match="at least 1"):
         classify_images(runs["val"], [path], ensemble=0, vlm=FakeVLM(ds.info.classnames))

@@ -178,18 +178,15 @@ class CellPlan:
 
 
 def _run_config(run: Path) -> dict[str, Any] | None:
-    from ipo_vlm.benchmark.engine import RunDir
+    from ipo_vlm.runs.run import Run
 
-    rd = RunDir(run)
-    if not rd.config_path.exists():
-        return None
-    return rd.read_config()["config"]
+    return Run.open(run).config_dict if (run / "config.json").exists() else None
 
 
 def _finished(run: Path) -> dict[str, Any] | None:
-    from ipo_vlm.benchmark.engine import RunDir
+    from ipo_vlm.runs.run import Run
 
-    return RunDir(run).read_result()
+    return Run.open(run).result_dict if run.is_dir() else None
 
 
 def plan_cell(cell: Cell, benchdir: Path, records: dict[str, dict[str, Any]], force: bool) -> CellPlan:

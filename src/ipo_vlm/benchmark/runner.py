@@ -72,9 +72,9 @@ def plan(grid: Grid, benchdir: Path, force: bool = False) -> list[CellPlan]:
 
 def _recorded_outcome(cell_id: str, run: Path) -> CellOutcome:
     """A run that finished but whose line was lost to a kill: record it without rerunning."""
-    from ipo_vlm.benchmark.engine import RunDir
+    from ipo_vlm.runs.run import Run
 
-    result = RunDir(run).read_result()
+    result = Run.open(run, need_result=True).result_dict or {}
     return CellOutcome(cell_id, "done", None, result, float(result.get("minutes") or 0) * 60)
 
 

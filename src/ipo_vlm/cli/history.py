@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 from ipo_vlm.errors import ConfigError
 from ipo_vlm.scored import SELECTION_KEYS
@@ -22,6 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("rundir", help="a run directory")
     p.add_argument("--top", type=int, default=20, help="show the N best (default 20; 0 for all)")
     p.add_argument("--sort", choices=SORTS, default=None, help="ranking (default: the run's own selection rule)")
+    p.add_argument("--pool", action="store_true",
+                   help="only the method's final pool, the templates the run selects from and --ensemble K draws from")
     p.add_argument("--json", action="store_true", help="print the records as JSON (fractions, not percentages)")
     p.set_defaults(func=run)
 
@@ -35,32 +38,36 @@ def _loss(value: float | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ipo_vlm.runs.records import rank_records, read_run
+    from ipo_vlm.runs.run import Run
 
     if args.top < 0:
         raise ConfigError(f"--top must be 0 (all) or more, got {args.top}")
-    finished = read_run(args.rundir, need_result=False)
-    by = args.sort or (finished.select_on if finished.select_on in SORTS else "train")
-    ranked = rank_records(finished.history, by, finished.image_counts())
-    if not ranked:
+    finished = Run.open(args.rundir)
+    by = args.sort or finished.select_on
+    if not finished.history:
         raise ConfigError(f"{finished.path} has no scored templates yet")
+    ranked = finished.ranked(by, of="method" if args.pool else "history")
     shown = ranked[: args.top] if args.top else ranked
-    best = (finished.result or {}).get("best_template")
+    best = finished.result.best_template if finished.result else None
     if args.json:
-        keys = ("step", "template", "source", "train_acc", "train_loss", "val_acc", "val_loss")
-        rows = [{k: r.get(k) for k in keys} | {"rank": i + 1, "selected": r["template"] == best} for i, r in enumerate(shown)]
+        rows = [_record(s) | {"rank": i + 1, "selected": s.template == best} for i, s in enumerate(shown)]
         print(json.dumps(rows, ensure_ascii=False, indent=2))
         return 0
-    has_val = any(r.get("val_acc") is not None for r in shown)
+    has_val = any(s.val_accuracy is not None for s in shown)
     head = f"{'#':>3} {'step':>4} {'source':<7} {'train':>7} {'loss':>7}"
     head += f" {'val':>7} {'v.loss':>7}" if has_val else ""
     print(f"{head}  template")
-    for i, r in enumerate(shown):
-        line = f"{i + 1:>3} {r.get('step', '-'):>4} {str(r.get('source', '-')):<7} {_pct(r['train_acc']):>7} {_loss(r['train_loss']):>7}"
+    for i, s in enumerate(shown):
+        line = f"{i + 1:>3} {s.step:>4} {s.source:<7} {_pct(s.accuracy):>7} {_loss(s.loss):>7}"
         if has_val:
-            line += f" {_pct(r.get('val_acc')):>7} {_loss(r.get('val_loss')):>7}"
-        print(f"{line} {'*' if r['template'] == best else ' '} {r['template']}")
+            line += f" {_pct(s.val_accuracy):>7} {_loss(s.val_loss):>7}"
+        print(f"{line} {'*' if s.template == best else ' '} {s.template}")
     more = len(ranked) - len(shown)
-    print(f"sorted by {by}; {len(ranked)} distinct templates" + (f" ({more} not shown; --top 0 for all)" if more else "")
+    print(f"sorted by {by}; {len(ranked)} distinct templates" + (" in the pool" if args.pool else "") + (f" ({more} not shown; --top 0 for all)" if more else "")
           + ("; * = the run's selected template" if best else ""))
     return 0
+
+
+def _record(s: Any) -> dict[str, Any]:
+    return {"step": s.step, "template": s.template, "source": s.source, "train_acc": s.accuracy, "train_loss": s.loss,
+            "val_acc": s.val_accuracy, "val_loss": s.val_loss}

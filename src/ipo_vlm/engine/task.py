@@ -41,7 +41,10 @@ class Task:
         with_val: also encode the validation images (for ``val`` and ``trainval`` selection).
     """
 
-    def __init__(self, dataset: "Dataset", split: "TaskSplit", vlm: "VisionLanguageModel", with_val: bool = False) -> None:
+    def __init__(self, dataset: "Dataset", split: "TaskSplit", vlm: "VisionLanguageModel", with_val: bool = False,
+                 lazy: bool = False) -> None:
+        """The training (and validation) images are encoded now, or with ``lazy`` on first use
+        (a caller that only evaluates on the test split never encodes them)."""
         import numpy as np
 
         from ipo_vlm.engine.features import FeatureStore
@@ -52,13 +55,25 @@ class Task:
         self.classnames = list(split.base_classnames)
         self.all_classnames = self.classnames + list(split.novel_classnames)
         self._store = FeatureStore(vlm)
-        self._train = (self._store.features(dataset, split.train), np.asarray([s.label for s in split.train]))
+        self._train_data: tuple[Any, Any] | None = None
+        if not lazy:
+            self._train  # noqa: B018 - encode now, as the caller expects
         self._val = None
         if with_val:
             if not split.val:
                 raise ConfigError("--select-on val needs validation images, but the split has none")
             self._val = (self._store.features(dataset, split.val), np.asarray([s.label for s in split.val]))
         self._test: "TestSetEvaluator | None" = None
+
+    @property
+    def _train(self) -> tuple[Any, Any]:
+        """The training images' features and labels, encoded (or read from the cache) on first use."""
+        if self._train_data is None:
+            import numpy as np
+
+            split = self.split
+            self._train_data = (self._store.features(self.dataset, split.train), np.asarray([s.label for s in split.train]))
+        return self._train_data
 
     @property
     def has_val(self) -> bool:

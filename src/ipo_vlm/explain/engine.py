@@ -15,7 +15,7 @@ import numpy as np
 from ipo_vlm.errors import ConfigError
 from ipo_vlm.engine.evaluate import harmonic_mean
 from ipo_vlm.prompting.placeholders import require_template as check_template
-from ipo_vlm.runs.rundir import RunDir
+from ipo_vlm.runs.run import Run
 
 __all__ = ["Part", "RunTask", "check_template"]
 
@@ -34,28 +34,17 @@ class RunTask:
     """A run's train, test-base and test-novel images with one shared scorer, so that every
     prompt is encoded at most once (and not at all when the text cache already holds it)."""
 
-    def __init__(
-        self,
-        rundir: RunDir,
-        config: dict[str, Any],
-        result: dict[str, Any],
-        dataset: Any = None,
-        vlm: Any = None,
-        progress: Callable[..., Any] | None = None,
-    ) -> None:
+    def __init__(self, run: Run, dataset: Any = None, vlm: Any = None, progress: Callable[..., Any] | None = None) -> None:
         """``dataset`` and ``vlm`` default to those named in the run's config."""
-        from ipo_vlm.data import load_dataset, load_split
         from ipo_vlm.engine.features import FeatureStore
         from ipo_vlm.engine.scoring import Scorer
         from ipo_vlm.vlm import create_vlm
 
-        self.rundir, self.config, self.result = rundir, config, result
-        data = config.get("data", {})
-        if not rundir.split_path.exists():
-            raise ConfigError(f"{rundir.path} has no split.json")
-        dataset = dataset if dataset is not None else load_dataset(data.get("dataset", "demo"), data.get("data_root"))
-        split = load_split(rundir.split_path, dataset)
-        self.vlm = vlm if vlm is not None else create_vlm(config["vlm"], **config.get("vlm_options", {}))
+        self.run = run
+        self.result: dict[str, Any] = run.result_dict or {}
+        dataset = dataset if dataset is not None else run.dataset()
+        split = run.load_split(dataset)
+        self.vlm = vlm if vlm is not None else create_vlm(run.vlm, **run.vlm_options)
         self.scorer = Scorer(self.vlm)
         store = FeatureStore(self.vlm)
         self.parts: dict[str, Part] = {}
@@ -73,12 +62,7 @@ class RunTask:
     @classmethod
     def open(cls, run: str | Path, dataset: Any = None, vlm: Any = None, progress: Callable[..., Any] | None = None) -> "RunTask":
         """The task of a run that has a ``result.json``; a clear ``ConfigError`` otherwise."""
-        rundir = RunDir(run)
-        config = rundir.read_config()["config"]
-        result = rundir.read_result()
-        if not result or not result.get("best_template"):
-            raise ConfigError(f"{rundir.path} has no result.json yet: finish the run (or resume it) first")
-        return cls(rundir, config, result, dataset=dataset, vlm=vlm, progress=progress)
+        return cls(Run.open(run, need_result=True), dataset=dataset, vlm=vlm, progress=progress)
 
     def check(self, template: str) -> None:
         """``ConfigError`` unless ``template`` can be scored for every class of the run."""

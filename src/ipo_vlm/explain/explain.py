@@ -94,9 +94,9 @@ def explain_run(
     log.info("explain: %d ablations, %d prompts encoded", len(rows), cost["prompts_encoded"])
     if write:
         try:
-            atomic_write_json(task.rundir.path / "explain.json", out)
+            atomic_write_json(task.run.path / "explain.json", out)
         except OSError as e:  # a run the user may read but not write: the answer is still worth showing
-            log.warning("cannot save explain.json in %s (%s); the table is shown all the same", task.rundir.path, e.strerror or e)
+            log.warning("cannot save explain.json in %s (%s); the table is shown all the same", task.run.path, e.strerror or e)
             out["saved"] = False
     return out
 

@@ -112,6 +112,10 @@ class Method(Protocol):
 
     def run(self, ctx: MethodContext) -> MethodOutcome: ...
 
+    # Optional: ``replay_pool(history, config) -> list[ScoredTemplate]``, the pool the method
+    # would end with after ``history``. ``result.json`` records the pool of every finished run;
+    # this is how a reader ranks a run still in progress (without it: the whole history).
+
 
 METHODS: Registry[Method] = Registry("method", backends=False)
 METHODS.register("ipo", "ipo_vlm.methods.ipo:load_ipo", "an LLM proposes templates from the meta-prompt (the paper's method)")

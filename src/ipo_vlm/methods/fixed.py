@@ -37,6 +37,12 @@ class Handcrafted:
     def run(self, ctx: MethodContext) -> MethodOutcome:
         return _score_once(ctx, [ctx.task.dataset.info.template])
 
+    def replay_pool(self, history: Any, config: Any) -> list[Any]:
+        from ipo_vlm.data import load_dataset
+
+        template = load_dataset(config.data.dataset, config.data.data_root).info.template
+        return [s for s in history if s.template == template]
+
 
 class Ensemble80:
     name = "ensemble80"
@@ -49,6 +55,12 @@ class Ensemble80:
         outcome = _score_once(ctx, templates)
         outcome.ensemble = templates
         return outcome
+
+    def replay_pool(self, history: Any, config: Any) -> list[Any]:
+        from ipo_vlm.prompting.bank import clip_imagenet_templates
+
+        bank = set(clip_imagenet_templates())
+        return [s for s in history if s.template in bank]
 
 
 #: the methods whose templates are fixed in advance: their selected template is a seed by design,

@@ -10,7 +10,7 @@ import random
 from typing import Any
 
 from ipo_vlm.methods.base import MethodContext, MethodOutcome, StepRecord
-from ipo_vlm.methods.search import SearchLoop, request_seed
+from ipo_vlm.methods.search import SearchLoop, replay_memory, request_seed
 
 SOURCE = "random"
 
@@ -56,6 +56,9 @@ class RandomSearch:
         from ipo_vlm.methods.ipo.memory import Memory
 
         return RandomLoop(ctx, Memory(ctx.config.optimize.memory_size)).run(ctx.seeds)
+
+    def replay_pool(self, history: Any, config: Any) -> list[Any]:
+        return replay_memory(history, config)
 
 
 def load_random(name: str = "", **_: Any) -> RandomSearch:

@@ -38,6 +38,14 @@ def request_seed(run_seed: int, step: int, sample_index: int) -> int:
     return int(sha256_json({"run_seed": run_seed, "step": step, "sample": sample_index})[:8], 16)
 
 
+def replay_memory(history: Sequence[ScoredTemplate], config: "RunConfig") -> list[ScoredTemplate]:
+    """The memory a search loop ends with after ``history`` (its pool), best first: every
+    recorded template offered in the order it was recorded, as the loop offered it."""
+    from ipo_vlm.methods.ipo.memory import Memory
+
+    return Memory.from_entries(history, config.optimize.memory_size).entries
+
+
 class SearchLoop:
     """Runs (or resumes) the seed step and the method's steps over one run record.
 

@@ -8,39 +8,36 @@ from typing import Any
 
 import ipo_vlm.report.plots as plots
 from ipo_vlm.report.html import Cell, esc, figure, num, page, pct, points, table, tpl
-from ipo_vlm.report.load import RunFiles
+from ipo_vlm.report.load import ReportInput
 
 TOP_K = 5
 CHECKPOINTS = 5
 METHOD_NAMES = {"ipo": "IPO", "random": "random search", "handcrafted": "hand-crafted", "ensemble80": "80-template ensemble"}
 
 
-def render_run(run: RunFiles) -> str:
+def render_run(inp: ReportInput) -> str:
     """The whole HTML page for one run."""
-    r = run.result or {}
-    data = run.config.get("data", {}) if isinstance(run.config.get("data"), dict) else {}
-    dataset = r.get("dataset") or data.get("dataset") or "?"
-    title = f"ipo run: {dataset}"
-    parts = [f"<h1>{esc(title)}</h1>", _meta(run)]
+    run = inp.run
+    title = f"ipo run: {run.dataset_name}"
+    parts = [f"<h1>{esc(title)}</h1>", _meta(inp)]
     parts.append("<h2>Result</h2>")
-    parts.append(_headline(r) if run.result else '<p class="note">No result.json yet: the run has not finished. The plots show its progress so far.</p>')
-    parts.append(_plots(run))
-    parts.append(_importance(run))
-    parts.append(_memory(run))
-    parts.append(_llm(run))
-    parts.append(_descriptions(run))
-    parts.append(_files(run))
+    parts.append(_headline(run.result_dict or {}) if run.result_dict else '<p class="note">No result.json yet: the run has not finished. The plots show its progress so far.</p>')
+    parts.append(_plots(inp))
+    parts.append(_importance(inp))
+    parts.append(_memory(inp))
+    parts.append(_llm(inp))
+    parts.append(_descriptions(inp))
+    parts.append(_files(inp))
     return page(title, "\n".join(parts))
 
 
-def _meta(run: RunFiles) -> str:
-    r, c = run.result or {}, run.config
+def _meta(inp: ReportInput) -> str:
+    run = inp.run
+    r, c = run.result_dict or {}, run.config_dict
     data = c.get("data", {}) if isinstance(c.get("data"), dict) else {}
     llm = c.get("llm", {}).get("spec") if isinstance(c.get("llm"), dict) else None
-    split = run.split or {}
-    classes = None
-    if isinstance(split.get("base_classnames"), list) and isinstance(split.get("novel_classnames"), list):
-        classes = f"{len(split['base_classnames'])} base + {len(split['novel_classnames'])} novel"
+    split = run.split
+    classes = f"{len(split.base_classnames)} base + {len(split.novel_classnames)} novel" if split else None
     items = [
         ("method", METHOD_NAMES.get(str(r.get("method") or "ipo"), r.get("method"))),
         ("classes", classes),
@@ -113,24 +110,25 @@ def _headline(r: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-def _plots(run: RunFiles) -> str:
+def _plots(inp: ReportInput) -> str:
     figs = []
-    r = run.result or {}
-    if run.history:
-        figs.append(figure(plots.progress_plot(run.history), "Best training (and validation) accuracy found up to each step.", "accuracy per step"))
+    run = inp.run
+    r = run.result_dict or {}
+    if run.history_records:
+        figs.append(figure(plots.progress_plot(run.history_records), "Best training (and validation) accuracy found up to each step.", "accuracy per step"))
         selected = r.get("best_template")
         baseline = (r.get("baseline") or {}).get("template")
-        figs.append(figure(plots.candidates_plot(run.history, selected, baseline),
+        figs.append(figure(plots.candidates_plot(run.history_records, selected, baseline),
                            "Every scored template: training accuracy against loss, coloured by step; the star is the selected one.",
                            "candidates"))
-    per_class = (run.explain or {}).get("per_class")
+    per_class = (inp.explain or {}).get("per_class")
     if isinstance(per_class, dict) and per_class.get("classes"):
         figs.append(figure(plots.per_class_plot(per_class), "Test accuracy of each class: baseline against the explained template.", "per-class accuracy"))
         note = ""
     else:
         note = '<p class="note">Per-class accuracy: run <code>ipo explain RUNDIR</code> to add it to this report.</p>'
-    if any(int(s.get("step", 0)) > 0 for s in run.steps):
-        figs.append(figure(plots.cost_plot(run.steps, _seconds_per_step(run.calls)), "LLM tokens and LLM seconds per step.", "tokens per step"))
+    if any(s.step > 0 for s in run.steps):
+        figs.append(figure(plots.cost_plot([dict(s.__dict__) for s in run.steps], _seconds_per_step(run.calls)), "LLM tokens and LLM seconds per step.", "tokens per step"))
     if not figs:
         return '<h2>Plots</h2><p class="note">No scored templates yet.</p>'
     return '<h2>Plots</h2><div class="plots">' + "".join(figs) + "</div>" + note
@@ -144,8 +142,8 @@ def _seconds_per_step(calls: Sequence[dict[str, Any]]) -> dict[int, float]:
     return out
 
 
-def _importance(run: RunFiles) -> str:
-    e = run.explain
+def _importance(inp: ReportInput) -> str:
+    e = inp.explain
     if not e or not e.get("ablations"):
         return '<h2>Word importance</h2><p class="note">Run <code>ipo explain RUNDIR</code> to see which words of the template matter.</p>'
     rows = e["ablations"]
@@ -197,25 +195,27 @@ def checkpoints(steps: Sequence[int], n: int = CHECKPOINTS) -> list[int]:
     return sorted({steps[round(i * (len(steps) - 1) / (n - 1))] for i in range(n)})
 
 
-def _memory(run: RunFiles) -> str:
-    if not run.history:
+def _memory(inp: ReportInput) -> str:
+    history = inp.run.history_records
+    if not history:
         return ""
     out = ["<h2>Memory over time</h2>", f"<p>The top {TOP_K} templates by training accuracy after selected steps.</p>"]
-    for s in checkpoints([int(r["step"]) for r in run.history]):
+    for s in checkpoints([int(r.get("step", 0)) for r in history]):
         rows = [[i + 1, Cell(tpl(rec["template"])), Cell(pct(rec["train_acc"])), num(float(rec["train_loss"]), 3), rec["step"], rec.get("source", "")]
-                for i, rec in enumerate(ranked(run.history, s))]
+                for i, rec in enumerate(ranked(history, s))]
         out.append(f"<h3>after step {esc(s)}</h3>")
         out.append(table(["#", "template", "train acc", "train loss", "found at step", "source"], rows, numeric=(0, 2, 3, 4)))
     return "\n".join(out)
 
 
-def _llm(run: RunFiles) -> str:
-    r = run.result or {}
+def _llm(inp: ReportInput) -> str:
+    run = inp.run
+    r = run.result_dict or {}
     rejections = r.get("rejections")
     if not isinstance(rejections, dict):
         rejections = {}
         for s in run.steps:
-            for reason, n in (s.get("rejected") or {}).items():
+            for reason, n in (s.rejected or {}).items():
                 rejections[reason] = rejections.get(reason, 0) + int(n)
     out = ["<h2>LLM</h2>", "<h3>Rejected candidates by reason</h3>"]
     if rejections:
@@ -223,9 +223,9 @@ def _llm(run: RunFiles) -> str:
     else:
         out.append('<p class="note">No candidate was rejected.</p>')
     seconds = _seconds_per_step(run.calls)
-    rows = [[s.get("step"), s.get("llm_calls"), s.get("returned"), s.get("valid"), num(s.get("tokens_in")), num(s.get("tokens_out")),
-             f"{seconds[s['step']]:.2f}" if s.get("step") in seconds else "",
-             ", ".join(f"{k}: {v}" for k, v in (s.get("rejected") or {}).items())] for s in run.steps]
+    rows = [[s.step, s.llm_calls, s.returned, s.valid, num(s.tokens_in), num(s.tokens_out),
+             f"{seconds[s.step]:.2f}" if s.step in seconds else "",
+             ", ".join(f"{k}: {v}" for k, v in (s.rejected or {}).items())] for s in run.steps]
     if rows:
         out.append(f"<details><summary>Tokens and time per step ({len(rows)} steps)</summary>")
         out.append(table(["step", "calls", "returned", "valid", "tokens in", "tokens out", "LLM seconds", "rejected"], rows,
@@ -234,10 +234,11 @@ def _llm(run: RunFiles) -> str:
     return "\n".join(out)
 
 
-def _descriptions(run: RunFiles) -> str:
+def _descriptions(inp: ReportInput) -> str:
+    run = inp.run
     if not run.descriptions:
         return ""
-    cap = run.config.get("captioner", {}) if isinstance(run.config.get("captioner"), dict) else {}
+    cap = run.config_dict.get("captioner", {}) if isinstance(run.config_dict.get("captioner"), dict) else {}
     shown = _selected_texts(run.descriptions, cap)
     rows = [[d.get("classname", ""), Cell(tpl(d.get("text"))), d.get("masked", 0), "yes" if d.get("text") in shown else ""] for d in run.descriptions]
     return "\n".join([
@@ -264,9 +265,9 @@ def _selected_texts(descriptions: Sequence[dict[str, Any]], cap: dict[str, Any])
     return set(chosen)
 
 
-def _files(run: RunFiles) -> str:
-    rows = [[name, num(size)] for name, size in run.sizes.items()]
-    config = json.dumps(run.config, indent=2, ensure_ascii=False, sort_keys=True)
+def _files(inp: ReportInput) -> str:
+    rows = [[name, num(size)] for name, size in inp.sizes.items()]
+    config = json.dumps(inp.run.config_dict, indent=2, ensure_ascii=False, sort_keys=True)
     return "\n".join([
         "<h2>Run files</h2>",
         table(["file", "bytes"], rows, numeric=(1,), id="files"),

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ipo_vlm.errors import ConfigError, DataError
-from ipo_vlm.runs.records import read_run, top_templates
+from ipo_vlm.runs.run import Run
 
 if TYPE_CHECKING:
     from ipo_vlm.vlm.base import VisionLanguageModel
@@ -102,8 +102,8 @@ def classify_images(
         raise ConfigError(f"--top must be at least 1, got {top}")
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
-    finished = read_run(run)
-    templates = top_templates(finished, ensemble) if ensemble is not None else [finished.best_template]
+    finished = Run.open(run, need_result=True)
+    templates = finished.top(ensemble) if ensemble is not None else [finished.require_result().best_template]
     classnames, _, _ = finished.classnames()
     files, missing = collect_images(inputs)
     if not files and not missing:
@@ -118,7 +118,7 @@ def classify_images(
     if vlm is None:
         from ipo_vlm.vlm import create_vlm
 
-        vlm = create_vlm(finished.vlm, **{**finished.config.get("vlm_options", {}), **(vlm_options or {})})
+        vlm = create_vlm(finished.vlm, **{**finished.vlm_options, **(vlm_options or {})})
     weights = class_weights(vlm, templates, classnames)
     k = min(top, len(classnames))
     for start in range(0, len(files), batch_size):

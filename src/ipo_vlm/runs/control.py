@@ -44,4 +44,5 @@ def run_control(config: "RunConfig", rundir: RunDir, task: "Task", seeds: list[s
         "templates_scored": len(record.history()),
         "steps_done": max(outcome.steps_done, 0),
         "ensembles": ensemble_rows(task, ranked, [config.optimize.ensemble]),
+        "pool": [s.template for s in outcome.pool],
     }

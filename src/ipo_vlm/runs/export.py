@@ -14,7 +14,7 @@ from typing import Any
 
 from ipo_vlm.errors import ConfigError
 from ipo_vlm.prompting.placeholders import PLACEHOLDER
-from ipo_vlm.runs.records import FinishedRun, read_run, top_templates
+from ipo_vlm.runs.run import Run
 
 EXPORT_FORMAT = "ipo-export-1"
 DEFAULT_HF_MODEL = "openai/clip-vit-base-patch16"
@@ -28,25 +28,25 @@ _OPENAI_CLIP = {
 }
 
 
-def export_payload(run: FinishedRun, ensemble: int | None = None) -> dict[str, Any]:
+def export_payload(run: Run, ensemble: int | None = None) -> dict[str, Any]:
     """The JSON export: class names, the best template, the VLM, scores and (with
-    ``ensemble=K``) the top-K templates by the run's selection key."""
+    ``ensemble=K``) the top-K templates by the run's selection key (:meth:`Run.top`)."""
+    result = run.require_result()
     classnames, base, novel = run.classnames()
-    result = run.result or {}
     payload: dict[str, Any] = {
         "format": EXPORT_FORMAT,
         "run": str(run.path),
-        "dataset": result.get("dataset") or run.config.get("data", {}).get("dataset"),
+        "dataset": run.dataset_name,
         "vlm": run.vlm,
         "classnames": classnames,
         "base_classnames": base,
         "novel_classnames": novel,
-        "best_template": run.best_template,
+        "best_template": result.best_template,
         "select_on": run.select_on,
-        "scores": {k: result.get(k) for k in ("base_acc", "novel_acc", "hm")},
+        "scores": {"base_acc": result.base_acc, "novel_acc": result.novel_acc, "hm": result.hm},
     }
     if ensemble is not None:
-        payload["ensemble"] = {"k": ensemble, "ranked_by": run.select_on, "templates": top_templates(run, ensemble)}
+        payload["ensemble"] = {"k": ensemble, "ranked_by": run.select_on, "templates": run.top(ensemble)}
     return payload
 
 
@@ -204,4 +204,4 @@ def export_run(run: str | Path, fmt: str, ensemble: int | None = None) -> str:
     """The text of ``run``'s export in format ``fmt`` (one of :data:`FORMATS`)."""
     if fmt not in FORMATS:
         raise ConfigError(f"unknown export format {fmt!r}; known: {', '.join(FORMATS)}")
-    return FORMATS[fmt](export_payload(read_run(run), ensemble))
+    return FORMATS[fmt](export_payload(Run.open(run, need_result=True), ensemble))

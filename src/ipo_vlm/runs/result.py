@@ -87,6 +87,9 @@ class RunResult:
     #: the step-0 seeds alone, selected by the run's rule: {template, kind ("baseline" or
     #: "description"), base_acc, novel_acc, hm}; None for a method without a search
     seeds_alone: dict[str, Any] | None = None
+    #: the method's final pool (IPO, random: the memory), the templates every reader ranks
+    #: (:meth:`ipo_vlm.runs.run.Run.ranked`); empty in runs recorded before it was kept
+    pool: list[str] = field(default_factory=list)
     #: fields added by later versions or other methods, kept as read
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -220,4 +223,5 @@ def build_result(
         ensembles=ensembles,
         seeds_alone=None if seed is None else {**scores[seed.template].to_dict(),
                                                "kind": seed_kind(seed.template, handcrafted)},
+        pool=[s.template for s in outcome.pool],
     )

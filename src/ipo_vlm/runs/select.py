@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
-
 from ipo_vlm.errors import ConfigError
 from ipo_vlm.scored import NEEDS_VAL, SELECTION_KEYS, ScoredTemplate
-
-if TYPE_CHECKING:
-    from ipo_vlm.runs.rundir import RunDir
 
 
 def rank(
@@ -45,16 +40,5 @@ def check_ensemble_size(k: int, available: int) -> int:
     if k < 1:
         raise ConfigError(f"--ensemble must be at least 1, got {k}")
     if k > available:
-        raise ConfigError(f"--ensemble {k} is larger than the {available} distinct templates the run scored")
+        raise ConfigError(f"--ensemble {k} is larger than the {available} distinct templates in the run's pool")
     return k
-
-
-def best_template_of(rundir: "RunDir", select_on: str = "train") -> str:
-    """The run's selected template: ``result.json``'s, or the best in ``history.jsonl``."""
-    result = rundir.read_result()
-    if result and result.get("best_template"):
-        return str(result["best_template"])
-    history = rundir.history()
-    if not history:
-        raise ConfigError(f"{rundir.path} has no scored templates yet")
-    return select_best(history, None, select_on).template

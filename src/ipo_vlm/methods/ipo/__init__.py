@@ -31,6 +31,12 @@ class IPOMethod:
         )
         return loop.run(ctx.seeds)
 
+    def replay_pool(self, history: Any, config: Any) -> list[Any]:
+        """The memory the loop ended with, replayed from the recorded history."""
+        from ipo_vlm.methods.search import replay_memory
+
+        return replay_memory(history, config)
+
 
 def _errors_of(ctx: MethodContext) -> Any:
     """``template -> Reflection`` on the task's training images (``optimize.reflect``)."""
