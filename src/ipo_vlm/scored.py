@@ -1,9 +1,12 @@
 """``ScoredTemplate``: the one shape of a scored template, from the scorer to the memory, the
-meta-prompt, ``history.jsonl`` and the result."""
+meta-prompt, ``history.jsonl`` and the result — and the one ordering of scored templates
+(:func:`rank_key`, :func:`best_first`, :func:`worst_first`), which the memory, the meta-prompt,
+the run's selection and the report all use, with one NaN rule: NaN ranks below every real score."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -58,29 +61,45 @@ class ScoredTemplate:
         )
 
     def rank_key(self, on: str = "train", weights: tuple[int, int] = (1, 1)) -> tuple[float, ...]:
-        """A sort key, larger is better, for one of ``SELECTION_KEYS``:
+        """This template's :func:`rank_key`."""
+        return rank_key(self, on, weights)
 
-        - ``train``: training accuracy, then lower training loss;
-        - ``val``: validation accuracy, then lower validation loss, then the training key;
-        - ``trainval``: accuracy and loss pooled over the training and validation images
-          (``weights`` = their image counts), then the training key;
-        - ``loss``: lower training loss, then higher training accuracy.
 
-        NaN ranks below every real score."""
-        acc, loss = _num(self.accuracy, -math.inf), -_num(self.loss, math.inf)
-        if on == "train":
-            return (acc, loss)
-        if on == "loss":
-            return (loss, acc)
-        if on not in SELECTION_KEYS:
-            raise ValueError(f"unknown selection key {on!r}; known: {', '.join(SELECTION_KEYS)}")
-        if self.val_accuracy is None:
-            raise ValueError(f"{self.template!r} has no validation score")
-        val_acc, val_loss = _num(self.val_accuracy, -math.inf), -_num(self.val_loss, math.inf)
-        if on == "val":
-            return (val_acc, val_loss, acc, loss)
-        wt, wv = weights if sum(weights) > 0 else (1, 1)
-        return ((acc * wt + val_acc * wv) / (wt + wv), (loss * wt + val_loss * wv) / (wt + wv), acc, loss)
+def rank_key(s: ScoredTemplate, on: str = "train", weights: tuple[int, int] = (1, 1)) -> tuple[float, ...]:
+    """The sort key of a scored template, larger is better, for one of ``SELECTION_KEYS``:
+
+    - ``train``: training accuracy, then lower training loss;
+    - ``val``: validation accuracy, then lower validation loss, then the training key;
+    - ``trainval``: accuracy and loss pooled over the training and validation images
+      (``weights`` = their image counts), then the training key;
+    - ``loss``: lower training loss, then higher training accuracy.
+
+    NaN ranks below every real score."""
+    acc, loss = _num(s.accuracy, -math.inf), -_num(s.loss, math.inf)
+    if on == "train":
+        return (acc, loss)
+    if on == "loss":
+        return (loss, acc)
+    if on not in SELECTION_KEYS:
+        raise ValueError(f"unknown selection key {on!r}; known: {', '.join(SELECTION_KEYS)}")
+    if s.val_accuracy is None:
+        raise ValueError(f"{s.template!r} has no validation score")
+    val_acc, val_loss = _num(s.val_accuracy, -math.inf), -_num(s.val_loss, math.inf)
+    if on == "val":
+        return (val_acc, val_loss, acc, loss)
+    wt, wv = weights if sum(weights) > 0 else (1, 1)
+    return ((acc * wt + val_acc * wv) / (wt + wv), (loss * wt + val_loss * wv) / (wt + wv), acc, loss)
+
+
+def best_first(items: Iterable[ScoredTemplate], on: str = "train", weights: tuple[int, int] = (1, 1)) -> list[ScoredTemplate]:
+    """``items`` best first by :func:`rank_key`; equal keys keep their order (stable)."""
+    return sorted(items, key=lambda s: rank_key(s, on, weights), reverse=True)
+
+
+def worst_first(items: Iterable[ScoredTemplate]) -> list[ScoredTemplate]:
+    """``items`` worst first by the training key (the meta-prompt's order: the best sits
+    nearest the instruction); equal keys keep their order (stable)."""
+    return sorted(items, key=rank_key)
 
 
 #: the ways a run can rank its scored templates (``optimize.select_on``)

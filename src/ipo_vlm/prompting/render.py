@@ -11,7 +11,7 @@ from ipo_vlm.errors import ConfigError
 import ipo_vlm.prompting.text as T
 from ipo_vlm.prompting.placeholders import LLM_PLACEHOLDER, to_llm_placeholder
 from ipo_vlm.prompting.reflect import Reflection, render_reflection
-from ipo_vlm.scored import ScoredTemplate
+from ipo_vlm.scored import ScoredTemplate, worst_first
 
 _MARKER = re.compile(r"\{(\w+)\}")
 
@@ -115,8 +115,8 @@ def render_memory(memory: Sequence[ScoredTemplate], placeholder: str = LLM_PLACE
 
 def sort_for_prompt(memory: Sequence[ScoredTemplate]) -> list[ScoredTemplate]:
     """Worst first, best last: accuracy ascending, and for equal accuracy the higher loss
-    first. Stable, so full ties keep the caller's order."""
-    return sorted(memory, key=lambda e: (_finite(e.accuracy, -1.0), -_finite(e.loss, math.inf)))
+    first (:func:`ipo_vlm.scored.worst_first`). Stable, so full ties keep the caller's order."""
+    return worst_first(memory)
 
 
 def _fill(text: str, /, **values: str) -> str:
@@ -127,10 +127,6 @@ def _fill(text: str, /, **values: str) -> str:
 
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
-
-
-def _finite(x: float, default: float) -> float:
-    return default if x is None or math.isnan(x) else float(x)
 
 
 def _percent(accuracy: float) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 import ipo_vlm.report.plots as plots
 from ipo_vlm.report.html import Cell, esc, figure, num, page, pct, points, table, tpl
 from ipo_vlm.report.load import ReportInput
+from ipo_vlm.scored import ScoredTemplate, rank_key
 
 TOP_K = 5
 CHECKPOINTS = 5
@@ -172,12 +173,14 @@ def _importance(inp: ReportInput) -> str:
 
 
 def ranked(history: Sequence[dict[str, Any]], upto: int, k: int = TOP_K) -> list[dict[str, Any]]:
-    """The top ``k`` distinct templates scored up to step ``upto``: higher training accuracy
-    first, then lower loss, then the earlier step (the memory's ranking)."""
+    """The top ``k`` distinct templates scored up to step ``upto``: the scored order
+    (:func:`ipo_vlm.scored.rank_key` by training accuracy, then lower loss), then the earlier step."""
     seen: set[str] = set()
     out = []
-    pool = [r for r in history if int(r["step"]) <= upto]
-    for rec in sorted(pool, key=lambda r: (-float(r["train_acc"]), float(r["train_loss"]), int(r["step"]))):
+    pool = sorted((r for r in history if int(r["step"]) <= upto), key=lambda r: int(r["step"]))
+    scored = [ScoredTemplate.from_record(r) for r in pool]
+    for i in sorted(range(len(pool)), key=lambda i: rank_key(scored[i]), reverse=True):
+        rec = pool[i]
         if rec["template"] in seen:
             continue
         seen.add(rec["template"])

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from ipo_vlm.errors import ConfigError
-from ipo_vlm.scored import NEEDS_VAL, SELECTION_KEYS, ScoredTemplate
+from ipo_vlm.scored import NEEDS_VAL, SELECTION_KEYS, ScoredTemplate, best_first
 
 
 def rank(
     history: Sequence[ScoredTemplate], select_on: str, candidates: Iterable[str] | None = None, weights: tuple[int, int] = (1, 1)
 ) -> list[ScoredTemplate]:
     """Distinct templates among ``candidates`` (all of history if None), best first by
-    ``select_on`` (see :meth:`ScoredTemplate.rank_key`); equal keys keep history order."""
+    ``select_on`` (see :func:`ipo_vlm.scored.rank_key`); equal keys keep history order."""
     if select_on not in SELECTION_KEYS:
         raise ConfigError(f"unknown selection rule {select_on!r}; known: {', '.join(SELECTION_KEYS)}")
     allowed = None if candidates is None else set(candidates)
@@ -25,7 +25,7 @@ def rank(
         missing = [s.template for s in pool.values() if s.val_accuracy is None]
         if missing:
             raise ConfigError(f"selection by {select_on} needs validation scores, but {len(missing)} of {len(pool)} templates have none")
-    return sorted(pool.values(), key=lambda s: s.rank_key(select_on, weights), reverse=True)
+    return best_first(pool.values(), select_on, weights)
 
 
 def select_best(

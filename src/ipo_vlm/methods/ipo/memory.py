@@ -1,16 +1,15 @@
 """The episodic memory: the top-k templates scored so far.
 
-Ranked by accuracy (higher first), then loss (lower first), then step (earlier first), then
-insertion order, so the ranking is total and deterministic. Two templates with the same
+Ranked by the training key of :func:`ipo_vlm.scored.rank_key` (accuracy, then lower loss; NaN
+last), then step (earlier first), then insertion order, so the ranking is total and deterministic. Two templates with the same
 ``normalize_key`` never coexist: the better-ranked one stays."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Iterator
 
 from ipo_vlm.prompting.placeholders import normalize_key
-from ipo_vlm.scored import ScoredTemplate
+from ipo_vlm.scored import ScoredTemplate, rank_key
 
 
 class Memory:
@@ -79,8 +78,7 @@ class Memory:
         return f"Memory(size={self.size}, held={len(self)})"
 
     def _rank(self, entry: ScoredTemplate) -> tuple[float, float, int, int]:
-        # Smaller is better. NaN scores rank below every real score.
+        # Smaller is better: the scored order negated, then the tie-breakers.
         self._added += 1
-        accuracy = -math.inf if math.isnan(entry.accuracy) else entry.accuracy
-        loss = math.inf if math.isnan(entry.loss) else entry.loss
-        return (-accuracy, loss, entry.step, self._added)
+        accuracy, loss = rank_key(entry)
+        return (-accuracy, -loss, entry.step, self._added)
