@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from ipo_vlm.methods.ipo.memory import Memory
+from ipo_vlm.methods.memory import Memory
 from ipo_vlm.prompting.render import sort_for_prompt
 from ipo_vlm.report.run import ranked as report_ranked
 from ipo_vlm.runs.select import rank

@@ -1,8 +1,11 @@
 """Backends are named by spec strings ``scheme:name`` (``hf:openai/clip-vit-base-patch16``,
 ``openai:gpt-4o-mini``, ``llamacpp:/path/model.gguf``, ``demo:fashion``) or a bare ``scheme``
 (``local``, ``none``). One ``Registry`` per kind maps a scheme to a factory. Built-ins register
-exactly like third-party plugins do, through the entry-point group ``ipo_vlm.<kind>``; the
-entry points are read lazily, on the first lookup, never at import time.
+in code, next to the registry (``REGISTRY.register("hf", "ipo_vlm.vlm.hf:load_hf")``: a
+``module:attr`` string, imported only when the scheme is first used); third-party plugins register
+through the entry-point group ``ipo_vlm.<kind>`` (``ipo_vlm.vlm``, ``ipo_vlm.method``, ...) and
+are then looked up exactly like a built-in. Entry points are read lazily, on the first lookup,
+never at import time; a built-in name wins over a plugin of the same name.
 
 Options ride on any spec as a query string (``hf:/models/clip?device=cpu``,
 ``local?n_ctx=8192``, ``interrogate?max_attributes=3``). A factory declares the options it takes

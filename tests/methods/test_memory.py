@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from ipo_vlm.methods.ipo.memory import Memory
+from ipo_vlm.methods.memory import Memory
 from ipo_vlm.scored import ScoredTemplate
 from ipo_vlm.prompting import normalize_key
 

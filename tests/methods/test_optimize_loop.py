@@ -17,7 +17,7 @@ from ipo_vlm.llm.session import LLMSession
 from ipo_vlm.config import DataConfig, LLMConfig, OptimizeConfig, RunConfig
 from ipo_vlm.methods.base import StepRecord
 from ipo_vlm.methods.ipo.loop import OptimizationLoop
-from ipo_vlm.methods.ipo.memory import Memory
+from ipo_vlm.methods.memory import Memory
 from ipo_vlm.methods.ipo.proposer import MetaPromptProposer
 from ipo_vlm.runs.rundir import RunDir
 from ipo_vlm.scored import ScoredTemplate

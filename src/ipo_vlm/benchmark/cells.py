@@ -16,7 +16,7 @@ from typing import Any
 
 from ipo_vlm.benchmark.grid import Cell
 from ipo_vlm.errors import ConfigError, IpoError
-from ipo_vlm.benchmark.engine import append_jsonl, read_jsonl
+from ipo_vlm.io.jsonio import append_jsonl, read_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ def one_line(error: BaseException) -> str:
 def run_cell(task: CellTask) -> CellOutcome:
     """Run (or resume) one cell into its run directory. Never raises: a failure is an outcome
     with a one-line error, so the other cells go on."""
-    from ipo_vlm.benchmark.engine import create_backends, optimize
+    from ipo_vlm.runs.optimize import create_backends, optimize
     from ipo_vlm.config import RunConfig
     from ipo_vlm.methods import create_method
 
@@ -99,13 +99,10 @@ def run_cell(task: CellTask) -> CellOutcome:
 def plan_llm(cell: Cell) -> Any:
     """The LLM calls and tokens a cell would need (``DryRunPlan``), before anything runs; a
     method that calls no LLM plans none."""
-    from ipo_vlm.benchmark.engine import dry_run_plan
-    from ipo_vlm.methods import create_method
+    from ipo_vlm.methods.base import create_method, dry_run
 
     config = cell.run_config()
-    if not create_method(config.method).uses_llm:
-        return None
-    return dry_run_plan(config)
+    return dry_run(create_method(config.method), config)
 
 
 # -- the cells file ----------------------------------------------------------------------------
@@ -194,7 +191,7 @@ def plan_cell(cell: Cell, benchdir: Path, records: dict[str, dict[str, Any]], fo
 
     The readable directory ``runs/<name>`` is the cell's home; when it holds a run with other
     settings, the cell is refused, or with ``force`` goes to ``runs/<name>-<id>`` instead."""
-    from ipo_vlm.benchmark.engine import config_differences
+    from ipo_vlm.runs.rundir import config_differences
 
     rec = records.get(cell.cell_id)
     if rec and rec.get("status") == "done":

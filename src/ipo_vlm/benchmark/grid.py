@@ -31,7 +31,7 @@ from typing import Any
 from ipo_vlm.config import RunConfig, preset
 from ipo_vlm.methods import METHODS as METHOD_REGISTRY
 from ipo_vlm.errors import ConfigError
-from ipo_vlm.benchmark.engine import sha256_json
+from ipo_vlm.io.hashing import sha256_json
 
 #: shorthand key -> (RunConfig section, field)
 SHORTHANDS: dict[str, tuple[str, str]] = {

@@ -26,7 +26,7 @@ def prefetch_features(task: PrefetchTask) -> dict[str, Any]:
     read fails again, with its own error line, in each of its cells)."""
     from ipo_vlm.benchmark.cells import CountingVLM, one_line
     from ipo_vlm.data import load_dataset, make_split
-    from ipo_vlm.benchmark.engine import FeatureStore
+    from ipo_vlm.engine.features import FeatureStore
     from ipo_vlm.vlm import create_vlm
 
     started = time.perf_counter()

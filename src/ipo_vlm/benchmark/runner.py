@@ -33,7 +33,7 @@ from ipo_vlm.benchmark.prices import PriceTable, load_prices
 from ipo_vlm.benchmark.table import write_tables
 from ipo_vlm.benchmark.transfer import append_transfer, read_transfer, run_transfer, transfer_tasks
 from ipo_vlm.errors import ConfigError
-from ipo_vlm.benchmark.engine import append_jsonl, atomic_write_json
+from ipo_vlm.io.jsonio import append_jsonl, atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +172,7 @@ def _transfer(grid: Grid, bench: Path, executor: Executor, records: dict[str, di
 def preflight_cell(cell: Any, checked: dict[str, str | None]) -> None:
     """Resolve a cell's dataset and backends (once per distinct combination in ``checked``), so
     a missing dataset, model or API key shows up in the dry run, before anything is spent."""
-    from ipo_vlm.benchmark.engine import create_backends
+    from ipo_vlm.runs.optimize import create_backends
     from ipo_vlm.errors import ConfigError
     from ipo_vlm.io.hashing import sha256_json
     from ipo_vlm.methods import create_method
@@ -228,8 +228,8 @@ def plan_compute(cells: list[Any]) -> Any:
     """The VLM's images and prompts for the cells to run, timed on a sample here
     (:func:`ipo_vlm.engine.preflight.estimate_grid`); None when no cell runs."""
     from ipo_vlm.engine.preflight import estimate_grid
-    from ipo_vlm.methods.fixed import FIXED_METHODS
+    from ipo_vlm.methods.base import traits
 
     if not cells:
         return None
-    return estimate_grid([(c.run_config(), c.method not in FIXED_METHODS) for c in cells])
+    return estimate_grid([(c.run_config(), not traits(c.method).fixed) for c in cells])

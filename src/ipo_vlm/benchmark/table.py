@@ -22,9 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from ipo_vlm.benchmark.references import COOP_11, ReferenceRow, references_for
-from ipo_vlm.benchmark.engine import atomic_write_bytes
-
-BASELINES = ("handcrafted", "random")
+from ipo_vlm.io.jsonio import atomic_write_bytes
+from ipo_vlm.methods.base import REFERENCES
 
 
 def mean_sd(values: Sequence[float]) -> tuple[float | None, float | None, int]:
@@ -157,7 +156,7 @@ class Tables:
 
     def paired_rows(self) -> list[dict[str, Any]]:
         return [self.paired(m, s, vs) for s in self.grid.shots for m in self.grid.methods
-                for vs in BASELINES if vs != m and m != "handcrafted" and vs in self.grid.methods]
+                for vs in REFERENCES if vs != m and m != REFERENCES[0] and vs in self.grid.methods]
 
     def cost_rows(self) -> list[dict[str, Any]]:
         rows = []
@@ -173,7 +172,8 @@ class Tables:
 
                 tokens = sum((r.get("llm_tokens_in") or 0) + (r.get("llm_tokens_out") or 0) for r in group) / len(group)
                 cost = avg("cost_usd") if all(r.get("cost_usd") is not None for r in group) else None
-                gain = self.paired(method, shots, "handcrafted")["d_hm_mean"] if method != "handcrafted" and "handcrafted" in self.grid.methods else None
+                zero = REFERENCES[0]  # the gain per token is measured over the method that searches nothing
+                gain = self.paired(method, shots, zero)["d_hm_mean"] if method != zero and zero in self.grid.methods else None
                 rows.append({
                     "shots": shots, "method": method, "cells": len(group),
                     "llm_calls": avg("llm_calls"), "llm_tokens_in": avg("llm_tokens_in"), "llm_tokens_out": avg("llm_tokens_out"),

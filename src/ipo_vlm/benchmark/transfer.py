@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from ipo_vlm.benchmark.cells import latest_lines
-from ipo_vlm.benchmark.engine import append_jsonl, sha256_json
+from ipo_vlm.io.jsonio import append_jsonl
+from ipo_vlm.io.hashing import sha256_json
 
 TRANSFER_FILE = "transfer.jsonl"
 
@@ -58,7 +59,8 @@ def run_transfer(task: TransferTask) -> dict[str, Any]:
         import numpy as np
 
         from ipo_vlm.data import load_dataset
-        from ipo_vlm.benchmark.engine import FeatureStore, Scorer
+        from ipo_vlm.engine.features import FeatureStore
+        from ipo_vlm.engine.scoring import Scorer
         from ipo_vlm.vlm import create_vlm
 
         dataset = load_dataset(tgt["name"], tgt["data_root"])

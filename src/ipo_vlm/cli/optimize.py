@@ -105,9 +105,15 @@ def default_out(prefix: str) -> Path:
 
 
 def print_dry_run(config: Any) -> None:
-    from ipo_vlm.methods.ipo.dryrun import dry_run_plan
+    from ipo_vlm.methods.base import create_method, describe, dry_run
 
-    plan = dry_run_plan(config)
+    method = create_method(config.method)
+    plan = dry_run(method, config)
+    if plan is None:
+        print(f"{describe(method, config)}; no LLM")
+        print("calls: 0")
+        print("tokens: 0")
+        return
     print(f"LLM: {config.llm.spec}; {config.optimize.steps} steps x {config.optimize.candidates} candidates")
     print(f"calls: {plan.calls_min} (up to {plan.calls_max} with retries)")
     print(f"first prompt: ~{plan.first_prompt_tokens} tokens")
@@ -170,7 +176,10 @@ def _row(name: str, r: dict[str, Any], template: str) -> str:
 def result_rows(result: dict[str, Any]) -> list[str]:
     """The table of a finished run: baselines, the seeds alone, the control from the same seeds,
     then the method (and their ensembles)."""
-    method = result.get("method", "ipo")
+    from ipo_vlm.config import DEFAULT_METHOD
+    from ipo_vlm.methods.base import traits
+
+    method = traits(result.get("method") or DEFAULT_METHOD)
     lines = [f"{'':18}{'base':>8}{'novel':>8}{'H':>8}  template"]
     if result["handcrafted"]["template"] == result["baseline"]["template"]:  # one template, one row
         lines.append(_row("baseline", result["baseline"], result["baseline"]["template"] + "  (also the hand-crafted one)"))
@@ -182,21 +191,17 @@ def result_rows(result: dict[str, Any]) -> list[str]:
         lines.append(_row("seeds alone", seeds, seeds["template"]))
     control = result.get("control")
     if control:
-        lines.append(_row("random control", control, control["best_template"]))
+        lines.append(_row(f"{control.get('method')} control", control, control["best_template"]))
         lines += [_row(f"  top-{e['k']} ensemble", e, "") for e in control.get("ensembles") or []]
-    headline = method if method != "ipo" else "optimized"
+    headline = method.row_label
     ensembles = result.get("ensembles") or []
-    if method == "ensemble80" and ensembles:
+    if result.get("headline") == "ensemble" and ensembles:
         lines.append(_row(headline, result, f"(ensemble of {ensembles[0]['k']} templates)"))
         ensembles = ensembles[1:]
     else:
         lines.append(_row(headline, result, result["best_template"]))
     lines += [_row(f"  top-{e['k']} ensemble", e, "") for e in ensembles]
     return lines
-
-
-#: who proposes a method's templates, in words
-_PROPOSERS = {"ipo": "the LLM", "random": "random search"}
 
 
 def _seed_words(template: str, result: dict[str, Any]) -> str:
@@ -207,12 +212,13 @@ def _seed_words(template: str, result: dict[str, Any]) -> str:
 
 def origin_sentences(result: dict[str, Any]) -> list[str]:
     """Where the selected template (and the control's) came from, in plain words."""
-    from ipo_vlm.methods.fixed import FIXED_METHODS
+    from ipo_vlm.config import DEFAULT_METHOD
+    from ipo_vlm.methods.base import traits
 
-    method = result.get("method", "ipo")
-    if method in FIXED_METHODS:
+    method = traits(result.get("method") or DEFAULT_METHOD)
+    if method.fixed:
         return []
-    rule, who = result["select_on"], _PROPOSERS.get(method, f"the {method} method")
+    rule, who = result["select_on"], method.proposer
     if result.get("best_source") == "seed":
         out = [f"The selected template is {_seed_words(result['best_template'], result)}, scored before any proposal: "
                f"none of the templates {who} proposed beat it by the selection rule ({rule})."]
@@ -231,15 +237,18 @@ def origin_sentences(result: dict[str, Any]) -> list[str]:
 
 def print_result(result: Any, out: Path) -> None:
     """The table of the run (percentages), where its template came from, and where it lives."""
+    from ipo_vlm.config import DEFAULT_METHOD
+
     result = result.to_dict()
+    method = result.get("method") or DEFAULT_METHOD
     print()
     print("\n".join(result_rows(result)))
     control, seeds = result.get("control"), result.get("seeds_alone")
     diffs = []
     if control:
-        diffs.append(f"{result.get('method', 'ipo')} - random control: {100 * control['diff_hm']:+.2f}")
+        diffs.append(f"{method} - {control.get('method')} control: {100 * control['diff_hm']:+.2f}")
     if seeds:
-        diffs.append(f"{result.get('method', 'ipo')} - seeds alone: {100 * (result['hm'] - seeds['hm']):+.2f}")
+        diffs.append(f"{method} - seeds alone: {100 * (result['hm'] - seeds['hm']):+.2f}")
     if diffs:
         print(f"\n{'; '.join(diffs)} H points on this split (one split: compare over seeds before concluding)")
     sentences = origin_sentences(result)
@@ -282,9 +291,9 @@ def preflight(config: Any) -> Any:
 def print_compute(config: Any, backends: Any) -> None:
     """The VLM's part of the run (images and prompts to encode), timed on a sample here."""
     from ipo_vlm.engine.preflight import estimate_compute
-    from ipo_vlm.methods.fixed import FIXED_METHODS
+    from ipo_vlm.methods.base import traits
 
-    estimate = estimate_compute(config, backends.dataset, backends.vlm, searches=config.method not in FIXED_METHODS)
+    estimate = estimate_compute(config, backends.dataset, backends.vlm, searches=not traits(config.method).fixed)
     print(f"VLM: {config.vlm}")
     print("\n".join(estimate.lines()))
 

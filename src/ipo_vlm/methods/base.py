@@ -104,7 +104,16 @@ class MethodOutcome:
 
 
 class Method(Protocol):
-    """A way to produce scored templates for one run."""
+    """A way to produce scored templates for one run.
+
+    Besides ``name``, ``uses_llm`` and ``run``, a method may say (see :func:`traits`; defaults in
+    brackets): ``label``, its name for readers [``name``]; ``row_label``, the name of its
+    selected template in a run's result table [``name``]; ``proposer``, who proposes its templates in words ["the NAME method"];
+    ``fixed``, whether its templates are fixed in advance, so
+    its selected template is a seed by design, never "the baseline kept" [False];
+    ``describe(config)``, the line shown when it starts ["method NAME: scoring its templates"];
+    ``dry_run(config)``, what it would ask of the LLM (a ``DryRunPlan``) or None for no LLM call
+    [None]; ``replay_pool(history, config)``, see below."""
 
     name: str
     #: whether the run must create an LLM (and its session) for this method
@@ -127,3 +136,48 @@ METHODS.register("ensemble80", "ipo_vlm.methods.fixed:load_ensemble80", "CLIP's 
 def create_method(name: str, **options: Any) -> Method:
     """The method registered under ``name``; an unknown name lists the known ones."""
     return METHODS.create(name, **options)
+
+
+#: the methods every other method is measured against, in the benchmark's paired table: the
+#: dataset's hand-crafted template (no search; first: the gain per token is measured over it) and
+#: random search (the same budget without an LLM)
+REFERENCES = ("handcrafted", "random")
+
+
+@dataclass(frozen=True)
+class MethodTraits:
+    """What readers ask of a method, with the defaults of a method that does not say."""
+
+    name: str
+    label: str
+    row_label: str
+    fixed: bool
+    uses_llm: bool
+    #: who proposes its templates, in words ("the LLM"; default "the NAME method")
+    proposer: str = ""
+
+
+def traits(name: str) -> MethodTraits:
+    """The traits of the method registered under ``name``; a method not installed here (a run
+    read on another machine) is shown by its name."""
+    from ipo_vlm.errors import ConfigError
+
+    try:
+        method: Any = create_method(name)
+    except ConfigError:
+        return MethodTraits(name, name, name, False, False, f"the {name} method")
+    label = str(getattr(method, "label", name))
+    return MethodTraits(name, label, str(getattr(method, "row_label", name)), bool(getattr(method, "fixed", False)),
+                        bool(method.uses_llm), str(getattr(method, "proposer", f"the {name} method")))
+
+
+def describe(method: Any, config: "RunConfig") -> str:
+    """The line shown when ``method`` starts on ``config``."""
+    say = getattr(method, "describe", None)
+    return say(config) if callable(say) else f"method {method.name}: scoring its templates"
+
+
+def dry_run(method: Any, config: "RunConfig") -> Any:
+    """``method``'s ``DryRunPlan`` for ``config``, or None when it calls no LLM."""
+    plan = getattr(method, "dry_run", None)
+    return plan(config) if callable(plan) and method.uses_llm else None

@@ -19,7 +19,7 @@ from ipo_vlm.methods.search import SearchLoop
 
 def _score_once(ctx: MethodContext, templates: list[str]) -> MethodOutcome:
     """Score ``templates`` (with the run's seeds) as step 0 and stop."""
-    from ipo_vlm.methods.ipo.memory import Memory
+    from ipo_vlm.methods.memory import Memory
 
     config = replace(ctx.config, optimize=replace(ctx.config.optimize, steps=0))
     memory = Memory(max(1, len(ctx.seeds) + len(templates)))
@@ -32,7 +32,9 @@ def _score_once(ctx: MethodContext, templates: list[str]) -> MethodOutcome:
 
 class Handcrafted:
     name = "handcrafted"
+    label = "hand-crafted"
     uses_llm = False
+    fixed = True
 
     def run(self, ctx: MethodContext) -> MethodOutcome:
         return _score_once(ctx, [ctx.task.dataset.info.template])
@@ -46,7 +48,9 @@ class Handcrafted:
 
 class Ensemble80:
     name = "ensemble80"
+    label = "80-template ensemble"
     uses_llm = False
+    fixed = True
 
     def run(self, ctx: MethodContext) -> MethodOutcome:
         from ipo_vlm.prompting.bank import clip_imagenet_templates
@@ -61,11 +65,6 @@ class Ensemble80:
 
         bank = set(clip_imagenet_templates())
         return [s for s in history if s.template in bank]
-
-
-#: the methods whose templates are fixed in advance: their selected template is a seed by design,
-#: never "the baseline kept" nor a seed a search failed to beat
-FIXED_METHODS = (Handcrafted.name, Ensemble80.name)
 
 
 def load_handcrafted(name: str = "", **_: Any) -> Handcrafted:

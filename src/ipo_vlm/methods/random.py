@@ -50,10 +50,16 @@ class RandomLoop(SearchLoop):
 
 class RandomSearch:
     name = "random"
+    label = "random search"
+    proposer = "random search"
     uses_llm = False
+    fixed = False
+
+    def describe(self, config: Any) -> str:
+        return f"method {self.name}: {config.optimize.steps} steps x {config.optimize.candidates} candidates"
 
     def run(self, ctx: MethodContext) -> MethodOutcome:
-        from ipo_vlm.methods.ipo.memory import Memory
+        from ipo_vlm.methods.memory import Memory
 
         return RandomLoop(ctx, Memory(ctx.config.optimize.memory_size)).run(ctx.seeds)
 

@@ -22,7 +22,7 @@ from ipo_vlm.scored import ScoredTemplate
 
 if TYPE_CHECKING:
     from ipo_vlm.config import RunConfig
-    from ipo_vlm.methods.ipo.memory import Memory
+    from ipo_vlm.methods.memory import Memory
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def request_seed(run_seed: int, step: int, sample_index: int) -> int:
 def replay_memory(history: Sequence[ScoredTemplate], config: "RunConfig") -> list[ScoredTemplate]:
     """The memory a search loop ends with after ``history`` (its pool), best first: every
     recorded template offered in the order it was recorded, as the loop offered it."""
-    from ipo_vlm.methods.ipo.memory import Memory
+    from ipo_vlm.methods.memory import Memory
 
     return Memory.from_entries(history, config.optimize.memory_size).entries
 

@@ -13,7 +13,14 @@ from ipo_vlm.scored import ScoredTemplate, rank_key
 
 TOP_K = 5
 CHECKPOINTS = 5
-METHOD_NAMES = {"ipo": "IPO", "random": "random search", "handcrafted": "hand-crafted", "ensemble80": "80-template ensemble"}
+
+
+def method_label(name: Any) -> str:
+    """A method's own label (its name when it has none or is not installed here)."""
+    from ipo_vlm.config import DEFAULT_METHOD
+    from ipo_vlm.methods.base import traits
+
+    return traits(str(name or DEFAULT_METHOD)).label
 
 
 def render_run(inp: ReportInput) -> str:
@@ -40,7 +47,7 @@ def _meta(inp: ReportInput) -> str:
     split = run.split
     classes = f"{len(split.base_classnames)} base + {len(split.novel_classnames)} novel" if split else None
     items = [
-        ("method", METHOD_NAMES.get(str(r.get("method") or "ipo"), r.get("method"))),
+        ("method", method_label(r.get("method") or run.method)),
         ("classes", classes),
         ("VLM", r.get("vlm") or c.get("vlm")),
         ("LLM", r.get("llm") or llm),
@@ -61,7 +68,7 @@ def _row(label: str, rec: dict[str, Any], template: Any, base_hm: Any) -> list[A
 def _headline(r: dict[str, Any]) -> str:
     baseline = r.get("baseline") or {}
     base_hm = baseline.get("hm")
-    method = METHOD_NAMES.get(str(r.get("method") or "ipo"), str(r.get("method")))
+    method = method_label(r.get("method"))
     rows = [_row(f"{method} (selected)", r, r.get("best_template"), base_hm)]
     classes = ["best"]
     if baseline:
@@ -76,7 +83,7 @@ def _headline(r: dict[str, Any]) -> str:
         classes.append("")
     control = r.get("control")
     if isinstance(control, dict):
-        label = f"{METHOD_NAMES.get(str(control.get('method')), control.get('method') or 'control')} (control)"
+        label = f"{method_label(control.get('method')) if control.get('method') else 'control'} (control)"
         rows.append(_row(label, control, control.get("best_template"), base_hm))
         classes.append("")
     for ens in r.get("ensembles") or []:

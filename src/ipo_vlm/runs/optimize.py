@@ -19,7 +19,7 @@ from ipo_vlm.config import RunConfig
 from ipo_vlm.engine.task import Task
 from ipo_vlm.errors import DataError
 from ipo_vlm.io.jsonio import atomic_write_json
-from ipo_vlm.methods.base import Hook, MethodContext, Progress, create_method
+from ipo_vlm.methods.base import Hook, MethodContext, Progress, create_method, describe, traits
 from ipo_vlm.prompting.placeholders import BASELINE_TEMPLATE
 from ipo_vlm.runs.control import run_control
 from ipo_vlm.runs.result import RunResult, build_result
@@ -186,13 +186,6 @@ def _check_discriminates(split: Any) -> None:
                     "use at least 4 classes for a base-to-novel result that means something", novel)
 
 
-def _what_runs(config: RunConfig) -> str:
-    o = config.optimize
-    if config.method in ("ipo", "random"):
-        return f"method {config.method}: {o.steps} steps x {o.candidates} candidates"
-    return f"method {config.method}: scoring its templates"
-
-
 def optimize(
     config: RunConfig,
     out: str | Path,
@@ -270,11 +263,11 @@ def _optimize_locked(
     session = _session(backends, config, rundir) if method.uses_llm else None
     seeds = [BASELINE_TEMPLATE, backends.dataset.info.template, *described]
     ctx = MethodContext(config, task, rundir, seeds, session, descriptions, progress, hook, per_image)
-    say(_what_runs(config))
+    say(describe(method, config))
     outcome = method.run(ctx)
     control = None
-    if config.optimize.control == "random" and config.method != "random":
-        say(f"random-search control: {config.optimize.steps} steps x {config.optimize.candidates} candidates")
+    if config.optimize.control != "none" and config.method != config.optimize.control:
+        say(f"{traits(config.optimize.control).label} control: {config.optimize.steps} steps x {config.optimize.candidates} candidates")
         control = run_control(config, rundir, task, seeds, hook)
     say("evaluating on the test split")
     tokens = (session.tokens_in, session.tokens_out) if session else (0, 0)

@@ -7,8 +7,7 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from ipo_vlm.engine.evaluate import EvalScores
-from ipo_vlm.methods.base import MethodOutcome, StepRecord
-from ipo_vlm.methods.fixed import FIXED_METHODS
+from ipo_vlm.methods.base import MethodOutcome, StepRecord, traits
 from ipo_vlm.prompting.placeholders import BASELINE_TEMPLATE
 from ipo_vlm.runs.select import rank
 from ipo_vlm.scored import ScoredTemplate
@@ -90,6 +89,9 @@ class RunResult:
     #: the method's final pool (IPO, random: the memory), the templates every reader ranks
     #: (:meth:`ipo_vlm.runs.run.Run.ranked`); empty in runs recorded before it was kept
     pool: list[str] = field(default_factory=list)
+    #: what the headline numbers are: the selected ``"template"``, or the method's own
+    #: ``"ensemble"`` (then ``ensembles[0]``)
+    headline: str = "template"
     #: fields added by later versions or other methods, kept as read
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -159,7 +161,7 @@ def seeds_alone_pick(config: "RunConfig", task: "Task", history: Sequence[Scored
     """The best of the step-0 seeds by the run's selection rule: what the run would have
     selected had no step proposed anything; None for a method without a search."""
     seeds = [s.template for s in history if s.step == 0 and s.source == "seed"]
-    if config.method in FIXED_METHODS or not seeds:
+    if traits(config.method).fixed or not seeds:
         return None
     return rank(history, config.optimize.select_on, seeds, task.image_counts())[0]
 
@@ -219,9 +221,10 @@ def build_result(
         llm=config.llm.spec,
         method=config.method,
         baseline_kept=(best.source == "seed" and best.template in (BASELINE_TEMPLATE, handcrafted)
-                       and config.method not in FIXED_METHODS),
+                       and not traits(config.method).fixed),
         ensembles=ensembles,
         seeds_alone=None if seed is None else {**scores[seed.template].to_dict(),
                                                "kind": seed_kind(seed.template, handcrafted)},
         pool=[s.template for s in outcome.pool],
+        headline="ensemble" if outcome.ensemble else "template",
     )

@@ -225,7 +225,9 @@ class Run:
 
     @property
     def method(self) -> str:
-        return str(self.config_dict.get("method") or (self.result_dict or {}).get("method") or "ipo")
+        from ipo_vlm.config import DEFAULT_METHOD
+
+        return str(self.config_dict.get("method") or (self.result_dict or {}).get("method") or DEFAULT_METHOD)
 
     @property
     def select_on(self) -> str:
@@ -269,7 +271,7 @@ class Run:
         if isinstance(templates, list) and templates:
             wanted = set(templates)
             return [s for s in history if s.template in wanted]
-        return self._replay_pool(history, "random" if of == "control" else self.method)
+        return self._replay_pool(history, str(self._setting("optimize", "control", "random")) if of == "control" else self.method)
 
     def _replay_pool(self, history: list[ScoredTemplate], method_name: str) -> list[ScoredTemplate]:
         from ipo_vlm.methods.base import create_method

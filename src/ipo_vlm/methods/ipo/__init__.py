@@ -1,8 +1,8 @@
 """IPO: an LLM reads the Prompt Optimization Prompt (task, image descriptions, the episodic
 memory of scored templates) and proposes new templates, step after step (the paper's method).
 
-The loop (``loop``), the meta-prompt side of a step (``proposer``), the memory (``memory``) and
-the token estimate of ``--dry-run`` (``dryrun``)."""
+The loop (``loop``), the meta-prompt side of a step (``proposer``) and the token estimate of
+``--dry-run`` (``dryrun``); the memory every search method shares is :mod:`ipo_vlm.methods.memory`."""
 
 from __future__ import annotations
 
@@ -15,11 +15,25 @@ class IPOMethod:
     """The LLM optimizer as a :class:`~ipo_vlm.methods.base.Method`."""
 
     name = "ipo"
+    label = "IPO"
     uses_llm = True
+    fixed = False
+    #: the table's name for the selected template ("optimized" beside "baseline")
+    row_label = "optimized"
+    proposer = "the LLM"
+
+    def describe(self, config: Any) -> str:
+        return f"method {self.name}: {config.optimize.steps} steps x {config.optimize.candidates} candidates"
+
+    def dry_run(self, config: Any) -> Any:
+        """What the run would ask of the LLM, from the real proposer and the run's settings."""
+        from ipo_vlm.methods.ipo.dryrun import dry_run_plan
+
+        return dry_run_plan(config)
 
     def run(self, ctx: MethodContext) -> MethodOutcome:
         from ipo_vlm.methods.ipo.loop import OptimizationLoop
-        from ipo_vlm.methods.ipo.memory import Memory
+        from ipo_vlm.methods.memory import Memory
         from ipo_vlm.methods.ipo.proposer import MetaPromptProposer
 
         info, o = ctx.task.dataset.info, ctx.config.optimize

@@ -38,8 +38,12 @@ def _typical_reflection(k: int) -> Any:
 def dry_run_plan(config: RunConfig) -> DryRunPlan:
     """Estimate LLM calls and tokens from the first meta-prompt, without calling any model.
 
-    The memory grows by up to ``candidates`` entries per step until it holds ``memory_size``,
-    so later prompts are longer; descriptions are counted at their full budget."""
+    The meta-prompt is the run's own: IPO's proposer with the run's ``meta_prompt`` style and
+    ``max_words``, and a memory that starts with the seeds the run would score (the baselines and,
+    with a captioner, ``description_seeds`` templates made from the descriptions). The memory grows
+    by up to ``candidates`` entries per step until it holds ``memory_size``, so later prompts are
+    longer; with ``show_worst`` the worst templates outside the memory are shown too, once there
+    are some; descriptions are counted at their full budget."""
     from ipo_vlm.data import load_dataset
     from ipo_vlm.llm.tokens import estimate_request_tokens, estimate_tokens
     from ipo_vlm.methods.ipo.proposer import MetaPromptProposer
@@ -47,27 +51,46 @@ def dry_run_plan(config: RunConfig) -> DryRunPlan:
 
     info = load_dataset(config.data.dataset, config.data.data_root).info
     o = config.optimize
+    captioned = config.captioner.spec.split(":")[0] != "none" and config.captioner.budget_tokens > 0
     seeds = list(dict.fromkeys([BASELINE_TEMPLATE, info.template]))
-    memory = [ScoredTemplate(t, 0.5, 1.0) for t in seeds]
+    # a description seed is priced like "a photo of a {}." with a few words of description
+    seeds += [f"a {'described ' * 3}photo of a {{}} {i}." for i in range(o.description_seeds if captioned else 0)]
+    memory = [ScoredTemplate(t, 0.5, 1.0) for t in seeds][: o.memory_size]
     proposer = MetaPromptProposer(info.domain, o.candidates, [], info.name, style=o.meta_prompt, max_words=o.max_words,
                                   guidance=o.guidance)
     messages = proposer.messages(memory, reflection=_typical_reflection(o.reflect) if o.reflect else None)
-    descriptions = config.captioner.budget_tokens if config.captioner.spec.split(":")[0] != "none" else 0
+    descriptions = config.captioner.budget_tokens if captioned else 0
     first = estimate_request_tokens(messages) + descriptions
-    # one memory line per extra entry, priced like the seed lines
+    # one memory line per extra entry, priced like the seed lines (a shown worst template too)
     per_entry = max(1, estimate_tokens(render_memory(memory)) // max(1, len(memory)))
-    held = memory_entries_held(o.steps, len(seeds), o.candidates, o.memory_size)
+    held = memory_entries_held(o.steps, len(memory), o.candidates, o.memory_size)
+    worst = worst_shown(o.steps, len(seeds), o.candidates, o.memory_size, o.show_worst)
     calls_max = o.steps * (1 + o.max_retries_per_step)
     tokens_out_max = calls_max * config.llm.max_tokens
     return DryRunPlan(
         calls_min=o.steps,
         calls_max=calls_max,
         first_prompt_tokens=first,
-        tokens_in=first * o.steps + per_entry * (held - len(seeds) * o.steps),
+        tokens_in=first * o.steps + per_entry * (held - len(memory) * o.steps + worst),
         # ~20 tokens per candidate line, but never more than the calls may write
         tokens_out_typical=min(o.steps * o.candidates * 20, tokens_out_max),
         tokens_out_max=tokens_out_max,
     )
+
+
+def worst_shown(steps: int, seeds: int, candidates: int, size: int, show: int) -> int:
+    """The sum over steps 1..``steps`` of the worst templates the prompt shows: at step j, up to
+    ``show`` of the ``seeds + candidates * (j - 1) - size`` scored templates outside the memory."""
+    if show <= 0 or steps <= 0:
+        return 0
+    total, j = 0, 1
+    while j <= steps:
+        outside = max(0, seeds + candidates * (j - 1) - size)
+        if outside >= show:  # from here on every step shows ``show``
+            return total + show * (steps - j + 1)
+        total += outside
+        j += 1
+    return total
 
 
 def memory_entries_held(steps: int, seeds: int, candidates: int, size: int) -> int:

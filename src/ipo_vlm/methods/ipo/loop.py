@@ -16,7 +16,7 @@ from ipo_vlm.prompting.placeholders import LLM_PLACEHOLDER
 
 if TYPE_CHECKING:
     from ipo_vlm.config import RunConfig
-    from ipo_vlm.methods.ipo.memory import Memory
+    from ipo_vlm.methods.memory import Memory
 
 log = logging.getLogger(__name__)
 
