@@ -66,11 +66,11 @@ def test_full_template_scores_match_the_run_files(run):
 
 def test_deltas_are_full_minus_ablated_and_match_a_direct_score(run):
     out = explain_run(run.path, dataset=run.dataset, vlm=run.vlm, write=False)
-    from ipo_vlm.explain.engine import RunTask
+    from ipo_vlm.runs.run import Run
 
-    task = RunTask.open(run.path, dataset=run.dataset, vlm=run.vlm)
+    task = Run.open(run.path).task(dataset=run.dataset, vlm=run.vlm)
     for row in out["ablations"]:
-        direct = task.score([row["template"]])[row["template"]]
+        direct = task.score_parts([row["template"]])[row["template"]]
         assert row["train_acc"] == pytest.approx(direct["train_acc"]) and row["hm"] == pytest.approx(direct["hm"])
         assert row["d_train_acc"] == pytest.approx(out["full"]["train_acc"] - direct["train_acc"])
         assert row["d_train_loss"] == pytest.approx(direct["train_loss"] - out["full"]["train_loss"])

@@ -74,15 +74,38 @@ class TestSetEvaluator:
             labels = [s.label for s in samples]
             self._halves.append((list(classnames), feats, labels))
 
-    def _accuracies(self, templates: Sequence[str], half: int) -> list[float]:
+    def scores(self, templates: Sequence[str], half: int) -> list[tuple[float, float | None]]:
+        """(accuracy, loss) of each template on one half (0: base, 1: novel); a half without
+        images scores 0 accuracy and no loss."""
         classnames, feats, labels = self._halves[half]
         if feats is None or not labels:
             log.warning("no %s test images; accuracy reported as 0", "base" if half == 0 else "novel")
-            return [0.0] * len(templates)
+            return [(0.0, None)] * len(templates)
         import numpy as np
 
         scores = self.scorer.score(list(templates), classnames, feats, np.asarray(labels))
-        return [float(s.accuracy) for s in scores]
+        return [(float(s.accuracy), float(s.loss)) for s in scores]
+
+    def _accuracies(self, templates: Sequence[str], half: int) -> list[float]:
+        return [acc for acc, _ in self.scores(templates, half)]
+
+    def per_class(self, template: str) -> list[float | None]:
+        """Test accuracy of each class (base classes among base, novel among novel), in the
+        order base then novel; None for a class without test images."""
+        import numpy as np
+
+        accs: list[float | None] = []
+        for classnames, feats, labels in self._halves:
+            if feats is None or not labels:
+                accs.extend([None] * len(classnames))
+                continue
+            text = np.asarray(self.scorer.class_embeddings(template, classnames), dtype=np.float64)
+            pred = (np.asarray(feats, dtype=np.float64) @ text.T).argmax(axis=1)
+            truth = np.asarray(labels)
+            for c in range(len(classnames)):
+                mask = truth == c
+                accs.append(float(np.mean(pred[mask] == c)) if mask.any() else None)
+        return accs
 
     def evaluate_ensemble(self, templates: Sequence[str], label: str | None = None) -> EvalScores:
         """Base/novel/H of the ensemble of ``templates`` (the mean of their normalised class

@@ -133,6 +133,43 @@ class Task:
         """Base/novel/H of the ensemble of ``templates`` on the test split."""
         return self._tester().evaluate_ensemble(templates, label)
 
+    def require(self, template: str) -> str:
+        """``template`` if it can be scored for every class, else a ``ConfigError`` with the
+        details (for templates a user gives; :meth:`check` is the same rule as a reason)."""
+        from ipo_vlm.prompting.placeholders import require_template
+
+        require_template(template)
+        if self.check(template):
+            detail = self.scorer.check(template, self.all_classnames)
+            raise ConfigError(f"template {template!r} cannot be used: {detail}")
+        return template
+
+    def score_parts(self, templates: Sequence[str], progress: Any = None) -> dict[str, dict[str, Any]]:
+        """``{template: {train_acc, train_loss, base_acc, base_loss, novel_acc, novel_loss, hm}}``:
+        training scores and test scores in one go (one text encoding per prompt)."""
+        from ipo_vlm.engine.evaluate import harmonic_mean
+
+        templates = list(templates)
+        out: dict[str, dict[str, Any]] = {t: {} for t in templates}
+        for t, s in zip(templates, self.score_train(templates)):
+            out[t]["train_acc"], out[t]["train_loss"] = float(s.accuracy), float(s.loss)
+        tester = self._tester(progress)
+        for half, name in enumerate(("base", "novel")):
+            for t, (acc, loss) in zip(templates, tester.scores(templates, half)):
+                out[t][f"{name}_acc"], out[t][f"{name}_loss"] = acc, loss
+        for s in out.values():
+            s["hm"] = harmonic_mean(s["base_acc"], s["novel_acc"])
+        return out
+
+    def per_class(self, template: str, progress: Any = None) -> list[float | None]:
+        """Test accuracy of each class, base then novel (None: a class without test images)."""
+        return self._tester(progress).per_class(template)
+
+    @property
+    def text_stats(self) -> dict[str, int]:
+        """Prompts encoded and prompts found in the text cache so far."""
+        return dict(self.scorer.stats)
+
     def image_counts(self) -> tuple[int, int]:
         """Few-shot training and validation images: the weights of the ``trainval`` selection."""
         return len(self.split.train), len(self.split.val)

@@ -50,19 +50,22 @@ def explain_run(
     ``ConfigError`` for a run without ``result.json`` or a template that is not usable (no
     ``{}``, two of them, or over the token limit): nothing is scored then. ``dataset`` and
     ``vlm`` replace the ones the run's config names (tests pass in-memory stand-ins)."""
-    from ipo_vlm.explain.engine import RunTask, check_template
+    from ipo_vlm.prompting.placeholders import require_template
+    from ipo_vlm.runs.run import Run
 
     if template is not None:
-        check_template(template)  # before the features: a typo costs nothing
+        require_template(template)  # before the features: a typo costs nothing
     started = time.perf_counter()
-    task = RunTask.open(run, dataset=dataset, vlm=vlm, progress=progress)
-    template = template if template is not None else str(task.result["best_template"])
-    task.check(template)
+    opened = Run.open(run, need_result=True)
+    result = opened.require_result()
+    task = opened.task(dataset=dataset, vlm=vlm)
+    template = template if template is not None else result.best_template
+    task.require(template)
     words = split_words(template)
     cuts = ablations(template, max_span=3 if phrases else 1)
-    baseline = (task.result.get("baseline") or {}).get("template")
+    baseline = result.baseline.template
     before = task.text_stats
-    scored = task.score(list(dict.fromkeys([template, *(c.template for c in cuts)])))
+    scored = task.score_parts(list(dict.fromkeys([template, *(c.template for c in cuts)])), progress=progress)
     full = scored[template]
     rows = []
     for cut in cuts:
@@ -74,37 +77,37 @@ def explain_run(
     after = task.text_stats
     cost = {
         "templates": len(scored),
-        "class_names": len(task.classnames),
+        "class_names": len(task.all_classnames),
         "prompts_encoded": after["text_encoded"] - before["text_encoded"],
         "prompts_cached": after["text_hits"] - before["text_hits"],
     }
     out: dict[str, Any] = {
         "format": EXPLAIN_FORMAT,
         "template": template,
-        "is_best": template == task.result.get("best_template"),
+        "is_best": template == result.best_template,
         "words": words,
         "placeholder_word": placeholder_index(words),
         "phrases": phrases,
         "full": full,
         "ablations": rows,
-        "per_class": {**_per_class(task, template, baseline), "is_best": template == task.result.get("best_template")},
+        "per_class": {**_per_class(task, template, baseline), "is_best": template == result.best_template},
         "cost": cost,
         "seconds": round(time.perf_counter() - started, 3),
     }
     log.info("explain: %d ablations, %d prompts encoded", len(rows), cost["prompts_encoded"])
     if write:
         try:
-            atomic_write_json(task.run.path / "explain.json", out)
+            atomic_write_json(opened.path / "explain.json", out)
         except OSError as e:  # a run the user may read but not write: the answer is still worth showing
-            log.warning("cannot save explain.json in %s (%s); the table is shown all the same", task.run.path, e.strerror or e)
+            log.warning("cannot save explain.json in %s (%s); the table is shown all the same", opened.path, e.strerror or e)
             out["saved"] = False
     return out
 
 
 def _per_class(task: Any, template: str, baseline: str | None) -> dict[str, Any]:
     """Per-class test accuracy of the template and the baseline (the report's bar chart)."""
-    rows = {"template": template, "classes": task.classnames,
-            "half": ["base"] * len(task.halves["base"]) + ["novel"] * len(task.halves["novel"]),
+    rows = {"template": template, "classes": task.all_classnames,
+            "half": ["base"] * len(task.split.base_classnames) + ["novel"] * len(task.split.novel_classnames),
             "accuracy": task.per_class(template)}
     if baseline:
         rows["baseline_template"] = baseline

@@ -27,14 +27,14 @@ def run_control(config: "RunConfig", rundir: RunDir, task: "Task", seeds: list[s
 
     record = RunDir(rundir.path / "control")
     record.path.mkdir(parents=True, exist_ok=True)
-    control_config = replace(config, method="random")
+    control_config = replace(config, method=config.optimize.control)
     ctx = MethodContext(control_config, task, record, list(seeds), hook=hook or (lambda event, step: None))
-    outcome = create_method("random").run(ctx)
+    outcome = create_method(config.optimize.control).run(ctx)
     ranked = ranked_pool(task, control_config, record.history(), outcome)
     best = ranked[0]
     (scores,) = task.evaluate([best.template])
     return {
-        "method": "random",
+        "method": config.optimize.control,
         "best_template": best.template,
         "best_source": best.source,
         "best_step": best.step,

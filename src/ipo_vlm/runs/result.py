@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
+from ipo_vlm.config import DEFAULT_METHOD
 from ipo_vlm.engine.evaluate import EvalScores
 from ipo_vlm.methods.base import MethodOutcome, StepRecord, traits
 from ipo_vlm.prompting.placeholders import BASELINE_TEMPLATE
@@ -71,7 +72,7 @@ class RunResult:
     seed: int
     vlm: str
     llm: str
-    method: str = "ipo"
+    method: str = DEFAULT_METHOD
     empty_steps: int = 0
     #: the selected template is a baseline seed ("a photo of a {}." or the dataset's own): the
     #: search found nothing better by the selection rule (a seed made from the image descriptions
@@ -176,7 +177,7 @@ def build_result(
 ) -> RunResult:
     """Select the best template of the method's pool, evaluate it, its ensembles and both
     baselines on the test split, and gather the run's numbers. A method that ensembles its own
-    templates (``ensemble80``) has the ensemble as its headline."""
+    templates (CLIP's 80-template ensemble) has the ensemble as its headline."""
     history = rundir.history()
     ranked = ranked_pool(task, config, history, outcome)
     best = ranked[0]

@@ -271,7 +271,8 @@ class Run:
         if isinstance(templates, list) and templates:
             wanted = set(templates)
             return [s for s in history if s.template in wanted]
-        return self._replay_pool(history, str(self._setting("optimize", "control", "random")) if of == "control" else self.method)
+        control = str(((self.result_dict or {}).get("control") or {}).get("method") or self._setting("optimize", "control", ""))
+        return self._replay_pool(history, control if of == "control" else self.method)
 
     def _replay_pool(self, history: list[ScoredTemplate], method_name: str) -> list[ScoredTemplate]:
         from ipo_vlm.methods.base import create_method
