@@ -35,17 +35,8 @@ def seeds_arg(text: str) -> list[int]:
     return [int(x) for x in text.split(",")]
 
 
-def setting_arg(text: str) -> tuple[str, str, object]:
-    import yaml
-
-    name, sep, value = text.partition("=")
-    section, dot, key = name.partition(".")
-    if not sep or not dot:
-        raise argparse.ArgumentTypeError(f"expected SECTION.KEY=VALUE, got {text!r}")
-    return section, key, yaml.safe_load(value)
-
-
 def run_one(args: argparse.Namespace, seed: int) -> Path:
+    from ipo_vlm.config import merge_settings, settings_from
     from ipo_vlm.runs.optimize import optimize, resolve_run_config
 
     out = Path(args.out) / f"seed{seed}"
@@ -58,8 +49,7 @@ def run_one(args: argparse.Namespace, seed: int) -> Path:
             overrides.setdefault(section, {})[key] = value
     if args.vlm:
         overrides["vlm"] = args.vlm
-    for section, key, value in args.set:
-        overrides.setdefault(section, {})[key] = value
+    overrides = merge_settings(overrides, settings_from(args.set))
     resume = (out / "config.json").exists()
     if (out / "result.json").exists():
         return out
@@ -184,7 +174,7 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--label", default=None, help="a name for the table (default: the --out folder)")
     ap.add_argument("--rules", action="store_true", help="compare every selection rule and top-1/3/5 ensembles instead")
-    ap.add_argument("--set", type=setting_arg, action="append", default=[], metavar="SECTION.KEY=VALUE",
+    ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                     help="any other setting, e.g. --set optimize.meta_prompt=edit (value read as YAML)")
     args = ap.parse_args()
     if not args.rules:

@@ -12,6 +12,7 @@ A grid is YAML (or JSON)::
     llm: openai:gpt-4o-mini        # a spec string, or a section: {spec: ..., temperature: ...}
     optimize: {steps: 100}         # any RunConfig section (llm, captioner, optimize) ...
     steps: 100                     # ... or a shorthand for one of its fields (see SHORTHANDS)
+    optimize.meta_prompt: edit     # ... or any field by its dotted name, as ``--set`` takes it
     ipo: {captioner: none, steps: 50}   # per method: the same keys, applied after the grid's
     transfer: {source: imagenet, targets: [caltech101, imagenetv2]}
     prices: {gpt-4o-mini: {input: 0.15, output: 0.60}}   # USD per 1M tokens; overrides the table
@@ -177,6 +178,10 @@ def settings_block(raw: dict[str, Any], where: str) -> dict[str, Any]:
         elif key in SHORTHANDS:
             section, name = SHORTHANDS[key]
             out = deep_merge(out, {section: {name: value}})
+        elif "." in key and key.split(".")[0] in _SECTIONS:
+            from ipo_vlm.config import setting
+
+            out = deep_merge(out, setting(key, value))  # the --set vocabulary: optimize.meta_prompt: edit
         elif key in ("data", "dataset", "shots", "seed", "method"):
             raise ConfigError(f"{where}: {key!r} is set by the grid (datasets, shots, seeds, methods), not here")
         else:
@@ -317,8 +322,9 @@ def _ray(raw: Any) -> dict[str, float]:
     return {k: float(v) for k, v in raw.items()}
 
 
-def load_grid(path: str | Path) -> Grid:
-    """Read and validate a grid file (YAML or JSON)."""
+def load_grid(path: str | Path, settings: Any = ()) -> Grid:
+    """Read and validate a grid file (YAML or JSON); ``settings`` (``section.key=value``, as
+    ``--set`` takes them) are laid over the grid-level settings."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -330,4 +336,10 @@ def load_grid(path: str | Path) -> Grid:
         raw = yaml.safe_load(text)
     except Exception as e:  # yaml's error types vary; all mean a broken file
         raise ConfigError(f"cannot parse grid file {p}: {str(e).splitlines()[0]}") from None
+    if settings and isinstance(raw, dict):
+        for item in settings:
+            name, sep, value = str(item).partition("=")
+            if not sep:
+                raise ConfigError(f"expected SECTION.KEY=VALUE (e.g. optimize.steps=3), got {item!r}")
+            raw[name.strip()] = yaml.safe_load(value) if value.strip() else ""
     return parse_grid(raw)

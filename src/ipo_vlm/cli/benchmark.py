@@ -9,6 +9,8 @@ from typing import Any
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from ipo_vlm.cli.optimize import add_set_arg
+
     p = sub.add_parser("benchmark", help="run a grid of datasets x shots x seeds x methods into one table", description=__doc__)
     p.add_argument("grid", metavar="GRID.yaml", help="the grid file (datasets, shots, seeds, methods, settings)")
     p.add_argument("--out", required=True, metavar="BENCHDIR", help="benchmark directory (created; rerun to resume)")
@@ -16,6 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--jobs", type=int, default=1, help="local processes in parallel (with ray: CPUs of a local instance)")
     p.add_argument("--ray-address", default=None, help="Ray cluster address (default: start a local instance)")
     p.add_argument("--dry-run", action="store_true", help="check every cell's dataset and backends, then print cells, LLM calls, tokens and estimated cost, and the images and prompts to encode with their time measured here (exit 2 if a cell cannot run)")
+    add_set_arg(p)
     p.add_argument("--force", action="store_true", help="run cells whose settings changed into new cell directories")
     p.set_defaults(func=run)
 
@@ -68,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     from ipo_vlm.benchmark import dry_run, load_grid, make_executor, run_benchmark
     from ipo_vlm.benchmark.runner import Callbacks
 
-    grid = load_grid(args.grid)
+    grid = load_grid(args.grid, args.settings)
     out = Path(args.out)
     if args.dry_run:
         plan = dry_run(grid, out, args.force)

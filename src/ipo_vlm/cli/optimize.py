@@ -34,8 +34,16 @@ _FLAG_FIELDS = {
 }
 
 
+def add_set_arg(p: argparse.ArgumentParser) -> None:
+    """``--set SECTION.KEY=VALUE``: any setting, in the vocabulary grid files and ``bench/`` share."""
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", dest="settings",
+                   help="any setting, e.g. --set optimize.meta_prompt=edit --set llm.temperature=0.7 (value read as "
+                        "YAML; repeatable; the flags above are shorthands for the common ones and win over --set)")
+
+
 def add_run_args(p: argparse.ArgumentParser) -> None:
     """Flags that ``optimize`` and ``demo`` share."""
+    add_set_arg(p)
     p.add_argument("--steps", type=int, default=None, help="optimization steps (LLM calls, plus retries)")
     p.add_argument("--seed", type=int, default=None, help="seed of the few-shot split and the LLM requests")
     p.add_argument("--shots", type=int, default=None, help="training images per base class")
@@ -76,10 +84,11 @@ def _preset_defaults(section: str) -> str:
 
 def resolve_config(args: argparse.Namespace, default_preset: str = "paper") -> Any:
     """The run's settings from the command line: preset (or, on ``--resume``, the run's own
-    config) <- ``--config`` file <- flags (see :func:`ipo_vlm.runs.optimize.resolve_run_config`)."""
+    config) <- ``--config`` file <- ``--set`` <- flags (see :func:`ipo_vlm.runs.optimize.resolve_run_config`)."""
+    from ipo_vlm.config import settings_from
     from ipo_vlm.runs.optimize import resolve_run_config
 
-    overrides: dict[str, dict[str, Any]] = {}
+    overrides: dict[str, Any] = settings_from(getattr(args, "settings", None))
     for flag, (section, name) in _FLAG_FIELDS.items():
         value = getattr(args, flag, None)
         if value is not None:
@@ -89,7 +98,7 @@ def resolve_config(args: argparse.Namespace, default_preset: str = "paper") -> A
     if getattr(args, "method", None):
         overrides["method"] = args.method
     if vlm_options(args):
-        overrides["vlm_options"] = vlm_options(args)
+        overrides["vlm_options"] = {**overrides.get("vlm_options", {}), **vlm_options(args)}
     if getattr(args, "no_cache", False):
         overrides.setdefault("llm", {})["use_cache"] = False
     resume, config_file = getattr(args, "resume", False), getattr(args, "config", None)
