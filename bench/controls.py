@@ -36,7 +36,8 @@ def seeds_arg(text: str) -> list[int]:
 
 
 def run_one(args: argparse.Namespace, seed: int) -> Path:
-    from ipo_vlm.config import merge_settings, settings_from
+    from ipo_vlm.config import merge_settings
+    from ipo_vlm.overrides import settings_from
     from ipo_vlm.runs.optimize import optimize, resolve_run_config
 
     out = Path(args.out) / f"seed{seed}"

@@ -13,7 +13,7 @@ spec.loader.exec_module(import_cycles)
 
 # lower layers first; a module may import its own layer and the ones before it
 LAYERS = [
-    {"errors", "registry", "io", "scored", "config"},
+    {"errors", "registry", "io", "scored", "config", "overrides"},
     {"data", "vlm", "llm", "captioner", "prompting", "testing"},
     {"engine"},
     {"methods"},

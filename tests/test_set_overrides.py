@@ -9,7 +9,7 @@ import pytest
 
 from ipo_vlm.benchmark.grid import load_grid, parse_grid
 from ipo_vlm.cli.optimize import add_run_args, resolve_config
-from ipo_vlm.config import parse_setting, settings_from
+from ipo_vlm.overrides import parse_setting, settings_from
 from ipo_vlm.errors import ConfigError
 
 

@@ -81,7 +81,7 @@ def test_a_plug_in_runs_and_is_read_labelled_and_tabled_like_a_built_in(tiny, tm
     assert "tiny search" in html
     print_dry_run(_config(tiny))
     assert "calls: 0" in capsys.readouterr().out
-    assert describe(create_method(tiny), _config(tiny)) == "tiny: scoring its templates"
+    assert describe(create_method(tiny), _config(tiny)) == "method tiny: scoring its templates"
 
 
 def test_the_benchmark_plans_and_tables_a_plug_in_like_a_built_in(tiny):

@@ -179,7 +179,7 @@ def settings_block(raw: dict[str, Any], where: str) -> dict[str, Any]:
             section, name = SHORTHANDS[key]
             out = deep_merge(out, {section: {name: value}})
         elif "." in key and key.split(".")[0] in _SECTIONS:
-            from ipo_vlm.config import setting
+            from ipo_vlm.overrides import setting
 
             out = deep_merge(out, setting(key, value))  # the --set vocabulary: optimize.meta_prompt: edit
         elif key in ("data", "dataset", "shots", "seed", "method"):

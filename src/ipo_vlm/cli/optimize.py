@@ -85,7 +85,7 @@ def _preset_defaults(section: str) -> str:
 def resolve_config(args: argparse.Namespace, default_preset: str = "paper") -> Any:
     """The run's settings from the command line: preset (or, on ``--resume``, the run's own
     config) <- ``--config`` file <- ``--set`` <- flags (see :func:`ipo_vlm.runs.optimize.resolve_run_config`)."""
-    from ipo_vlm.config import settings_from
+    from ipo_vlm.overrides import settings_from
     from ipo_vlm.runs.optimize import resolve_run_config
 
     overrides: dict[str, Any] = settings_from(getattr(args, "settings", None))
