@@ -33,10 +33,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ipo_vlm.errors import ConfigError, IpoError
-from ipo_vlm.io.jsonio import read_jsonl
+from ipo_vlm.io.jsonio import numbered_jsonl
 from ipo_vlm.methods.base import StepRecord
 from ipo_vlm.runs.result import RunResult
-from ipo_vlm.runs.rundir import RunDir
+from ipo_vlm.runs.rundir import RunDir, scored_records
 from ipo_vlm.runs.select import check_ensemble_size, rank
 from ipo_vlm.scored import SELECTION_KEYS, ScoredTemplate
 
@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_HISTORY_KEYS = {"step", "template", "train_acc", "train_loss"}
+_HISTORY_KEYS = {"template", "train_acc", "train_loss"}
 #: what :meth:`Run.pool` can rank: the method's pool, the control's, or every scored template
 POOLS = ("method", "control", "history")
 
@@ -106,13 +106,6 @@ def _read_object(path: Path) -> dict[str, Any] | None:
     return value
 
 
-def _read_lines(path: Path) -> list[dict[str, Any]]:
-    try:
-        return [r for r in read_jsonl(path) if isinstance(r, dict)]
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ConfigError(f"cannot read {path}: {e}") from None
-
-
 def _scored(records: list[dict[str, Any]]) -> list[ScoredTemplate]:
     out = []
     for r in records:
@@ -144,8 +137,9 @@ class Run:
 
     @cached_property
     def history_records(self) -> list[dict[str, Any]]:
-        """``history.jsonl``'s well-formed lines, as recorded (for readers that show them)."""
-        return [r for r in _read_lines(self.files.history_path) if _HISTORY_KEYS <= set(r)]
+        """``history.jsonl``'s scored-template lines, as recorded (for readers that show them);
+        a damaged line is skipped with a warning naming it (``RunDir.history_records``)."""
+        return [r for r in self.files.history_records() if isinstance(r.get("step"), int)]
 
     @cached_property
     def history(self) -> list[ScoredTemplate]:
@@ -155,7 +149,7 @@ class Run:
     @cached_property
     def result_dict(self) -> dict[str, Any] | None:
         """``result.json`` as recorded (None while the run has none)."""
-        return _read_object(self.files.result_path)
+        return self.files.read_result()
 
     @classmethod
     def open(cls, path: str | Path, need_result: bool = False) -> "Run":
@@ -199,19 +193,17 @@ class Run:
     @cached_property
     def steps(self) -> list[StepRecord]:
         """``steps.jsonl``: one record per finished step."""
-        known = set(StepRecord.__dataclass_fields__)
-        return [StepRecord(**{k: v for k, v in r.items() if k in known}) for r in _read_lines(self.files.steps_path)
-                if isinstance(r.get("step"), int)]
+        return self.files.steps()
 
     @cached_property
     def calls(self) -> list[dict[str, Any]]:
         """``llm_calls.jsonl``: one record per LLM call."""
-        return _read_lines(self.files.llm_calls_path)
+        return [r for _, r in numbered_jsonl(self.files.llm_calls_path)]
 
     @cached_property
     def descriptions(self) -> list[dict[str, Any]]:
         """``descriptions.jsonl``: the image descriptions the captioner wrote."""
-        return [r for r in _read_lines(self.files.descriptions_path) if "text" in r]
+        return [r for _, r in numbered_jsonl(self.files.descriptions_path) if "text" in r]
 
     def read_extra(self, name: str) -> dict[str, Any] | None:
         """Another JSON file in the run directory (``explain.json``), or None."""
@@ -311,7 +303,7 @@ class Run:
 
     def control_history(self) -> list[ScoredTemplate]:
         """The random-search control's scored templates (``control/history.jsonl``)."""
-        return _scored(_read_lines(self.path / "control" / "history.jsonl"))
+        return _scored(scored_records(self.path / "control" / "history.jsonl"))
 
     # -- the run seen through a VLM ------------------------------------------------------------
 
