@@ -18,7 +18,7 @@ LAYERS = [
     {"engine"},
     {"methods"},
     {"runs"},
-    {"benchmark", "report", "explain"},
+    {"benchmark", "report", "explain", "tracking"},
     {"cli"},
 ]
 

@@ -177,6 +177,32 @@ class OptimizeConfig(_Settings):
 
 
 @dataclass(frozen=True)
+class TrackingConfig(_Settings):
+    """Where a run is reported besides its directory. It says nothing about what the run
+    computes, so it is no part of a run's identity (see :data:`NOT_IDENTITY`)."""
+
+    #: "none", or a tracker spec such as "mlflow" (the server comes from $MLFLOW_TRACKING_URI,
+    #: never from a settings file, since such an address may carry credentials)
+    spec: str = "none"
+    #: experiment name (default: $MLFLOW_EXPERIMENT_NAME, else "ipo-vlm")
+    experiment: str | None = None
+
+    def validate(self) -> None:
+        if not self.spec.strip():
+            raise ConfigError("tracking spec must name a tracker such as 'mlflow', or 'none'")
+
+
+#: sections that say where a run is reported, not what it is: a resume or a benchmark cell may
+#: change them freely, and a cell's id does not hash them
+NOT_IDENTITY = ("tracking",)
+
+
+def identity(config: dict[str, Any]) -> dict[str, Any]:
+    """A ``RunConfig.to_dict()`` without the :data:`NOT_IDENTITY` sections."""
+    return {k: v for k, v in config.items() if k not in NOT_IDENTITY}
+
+
+@dataclass(frozen=True)
 class RunConfig(_Settings):
     """Every setting of one run, in sections; frozen, and validated when built.
 
@@ -209,6 +235,7 @@ class RunConfig(_Settings):
     vlm_options: dict[str, Any] = field(default_factory=dict)
     #: how templates are found: ipo (the LLM), random, handcrafted, ensemble80, or a plugin's
     method: str = DEFAULT_METHOD
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
     def validate(self) -> None:
         if not isinstance(self.method, str) or not self.method.strip():

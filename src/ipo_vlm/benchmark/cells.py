@@ -31,6 +31,8 @@ class CellTask:
     cell: Cell
     out: str
     resume: bool
+    #: the grid's tracked run, for the cell's own to nest under (``ipo_vlm.tracking``)
+    tracking_parent: dict[str, Any] | None = None
 
 
 @dataclass
@@ -78,6 +80,7 @@ def run_cell(task: CellTask) -> CellOutcome:
     from ipo_vlm.runs.optimize import create_backends, optimize
     from ipo_vlm.config import RunConfig
     from ipo_vlm.methods import create_method
+    from ipo_vlm.runs.observe import create_observer
 
     started = time.perf_counter()
     counter: CountingVLM | None = None
@@ -86,7 +89,8 @@ def run_cell(task: CellTask) -> CellOutcome:
         backends = create_backends(config, uses_llm=create_method(config.method).uses_llm)
         counter = CountingVLM(backends.vlm)
         backends.vlm = counter
-        result = optimize(config, task.out, resume=task.resume, backends=backends).to_dict()
+        observer = create_observer(config.tracking, task.tracking_parent, task.cell.name)
+        result = optimize(config, task.out, resume=task.resume, backends=backends, observer=observer).to_dict()
         status, error = "done", None
     except Exception as e:  # any failure is this cell's, reported in one line
         if not isinstance(e, IpoError):

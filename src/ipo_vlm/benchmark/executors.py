@@ -19,7 +19,8 @@ log = logging.getLogger(__name__)
 
 Result = tuple[int, Any, "str | None"]
 #: environment that a worker must share with the driver (the content-addressed caches)
-FORWARDED_ENV = ("IPO_CACHE_DIR", "IPO_MODEL_DIR", "HF_HOME", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "OPENAI_BASE_URL")
+FORWARDED_ENV = ("IPO_CACHE_DIR", "IPO_MODEL_DIR", "HF_HOME", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "OPENAI_BASE_URL",
+               "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME")
 
 
 class Executor(Protocol):

@@ -15,6 +15,7 @@ A grid is YAML (or JSON)::
     optimize.meta_prompt: edit     # ... or any field by its dotted name, as ``--set`` takes it
     ipo: {captioner: none, steps: 50}   # per method: the same keys, applied after the grid's
     transfer: {source: imagenet, targets: [caltech101, imagenetv2]}
+    tracking: mlflow               # or {spec: mlflow, experiment: my-grid}: one MLflow run per cell
     prices: {gpt-4o-mini: {input: 0.15, output: 0.60}}   # USD per 1M tokens; overrides the table
     ray: {num_cpus: 1, num_gpus: 0.25}                     # resources of one Ray task
 
@@ -29,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ipo_vlm.config import RunConfig, preset
+from ipo_vlm.config import RunConfig, identity, preset
 from ipo_vlm.methods import METHODS as METHOD_REGISTRY
 from ipo_vlm.errors import ConfigError
 from ipo_vlm.io.hashing import sha256_json
@@ -48,8 +49,8 @@ SHORTHANDS: dict[str, tuple[str, str]] = {
     "use_cache": ("llm", "use_cache"),
 }
 #: sections whose value may also be a bare spec string
-_SPEC_SECTIONS = ("llm", "captioner")
-_SECTIONS = ("llm", "captioner", "optimize")
+_SPEC_SECTIONS = ("llm", "captioner", "tracking")
+_SECTIONS = ("llm", "captioner", "optimize", "tracking")
 _GRID_KEYS = ("datasets", "data_root", "shots", "seeds", "methods", "preset", "transfer", "prices", "ray")
 
 
@@ -124,7 +125,15 @@ class Grid:
                                "method": method})
         config = RunConfig.from_dict(raw).to_dict()
         name = f"{_slug(ds.label)}-{shots}shot-s{seed}-{method}"
-        return Cell(sha256_json(config)[:16], name, ds.label, ds.name, shots, seed, method, config)
+        return Cell(sha256_json(identity(config))[:16], name, ds.label, ds.name, shots, seed, method, config)
+
+    def with_settings(self, over: dict[str, Any]) -> "Grid":
+        """The grid with grid-level settings laid over its own (checked by resolving every cell)."""
+        from dataclasses import replace
+
+        grid = replace(self, settings=deep_merge(self.settings, over))
+        grid.cells()
+        return grid
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved grid (``grid.json``): inputs plus every cell's settings."""

@@ -32,6 +32,7 @@ from ipo_vlm.benchmark.prefetch import PrefetchTask, prefetch_features
 from ipo_vlm.benchmark.prices import PriceTable, load_prices
 from ipo_vlm.benchmark.table import write_tables
 from ipo_vlm.benchmark.transfer import append_transfer, read_transfer, run_transfer, transfer_tasks
+from ipo_vlm.tracking import grid_tracker
 from ipo_vlm.errors import ConfigError
 from ipo_vlm.io.jsonio import append_jsonl, atomic_write_json
 
@@ -91,6 +92,8 @@ def run_benchmark(grid: Grid, benchdir: str | Path, executor: Executor, force: b
     atomic_write_json(bench / "grid.json", grid.to_dict())
     prices = load_prices(grid.prices)
     summary = Summary(cells=len(plans))
+    tracker = grid_tracker(plans[0].cell.config.get("tracking", {}) if plans else {})
+    parent = tracker.started(bench, grid.to_dict(), len(plans))
     records = read_records(bench)
     transfer = read_transfer(bench)
 
@@ -104,6 +107,7 @@ def run_benchmark(grid: Grid, benchdir: str | Path, executor: Executor, force: b
         summary.images_encoded += outcome.images_encoded
         if rec["status"] == "failed":
             summary.failures.append((p.cell.name, rec["error"] or ""))
+        tracker.cell_done(summary.done, summary.failed)
         cb.cell_done(rec)
 
     for p in plans:
@@ -119,7 +123,7 @@ def run_benchmark(grid: Grid, benchdir: str | Path, executor: Executor, force: b
     try:
         if todo and executor.parallel:
             _prefetch(grid, todo, bench, executor, summary, cb)
-        tasks = [CellTask(p.cell, str((bench / p.rundir).resolve()), p.action == "resume") for p in todo]
+        tasks = [CellTask(p.cell, str((bench / p.rundir).resolve()), p.action == "resume", parent) for p in todo]
         for i, outcome, error in executor.map(run_cell, tasks, grid.ray or None):
             if outcome is None:  # the worker died: the cell failed, the grid goes on
                 outcome = CellOutcome(todo[i].cell.cell_id, "failed", error, None, 0.0)
@@ -128,6 +132,7 @@ def run_benchmark(grid: Grid, benchdir: str | Path, executor: Executor, force: b
         _transfer(grid, bench, executor, records, transfer, prices, summary, cb)
     finally:
         executor.close()
+        tracker.finished(bench, summary.failed)
     summary.seconds = time.perf_counter() - started
     return summary
 

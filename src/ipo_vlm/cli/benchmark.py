@@ -20,6 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dry-run", action="store_true", help="check every cell's dataset and backends, then print cells, LLM calls, tokens and estimated cost, and the images and prompts to encode with their time measured here (exit 2 if a cell cannot run)")
     add_set_arg(p)
     p.add_argument("--force", action="store_true", help="run cells whose settings changed into new cell directories")
+    p.add_argument("--track", default=None, metavar="TRACKER",
+                   help="report the grid to a tracker: mlflow (a parent run, one nested run per cell) or none; overrides the grid's tracking")
     p.set_defaults(func=run)
 
 
@@ -72,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
     from ipo_vlm.benchmark.runner import Callbacks
 
     grid = load_grid(args.grid, args.settings)
+    if args.track:
+        grid = grid.with_settings({"tracking": {"spec": args.track}})
     out = Path(args.out)
     if args.dry_run:
         plan = dry_run(grid, out, args.force)

@@ -31,6 +31,7 @@ _FLAG_FIELDS = {
     "max_llm_tokens": ("optimize", "max_llm_tokens"),
     "ensemble": ("optimize", "ensemble"),
     "control": ("optimize", "control"),
+    "track": ("tracking", "spec"),
 }
 
 
@@ -55,6 +56,8 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-llm-tokens", type=int, default=None, help="stop cleanly (resumable) once this many LLM tokens are spent")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the LLM response cache")
     p.add_argument("--resume", action="store_true", help="continue the run in --out (after a kill, a budget stop, or with more --steps)")
+    p.add_argument("--track", default=None, metavar="TRACKER",
+                   help="also report the run to a tracker: mlflow ($MLFLOW_TRACKING_URI, $MLFLOW_EXPERIMENT_NAME; default ./mlruns) or none")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -22,6 +22,7 @@ from ipo_vlm.io.jsonio import atomic_write_json
 from ipo_vlm.methods.base import Hook, MethodContext, Progress, create_method, describe, traits
 from ipo_vlm.prompting.placeholders import BASELINE_TEMPLATE
 from ipo_vlm.runs.control import run_control
+from ipo_vlm.runs.observe import ObservedRecord, RunObserver, create_observer, reporting_failures
 from ipo_vlm.runs.result import RunResult, build_result
 from ipo_vlm.runs.rundir import RunDir
 from ipo_vlm.scored import NEEDS_VAL
@@ -194,6 +195,7 @@ def optimize(
     stage: Stage | None = None,
     hook: Hook | None = None,
     backends: Backends | None = None,
+    observer: RunObserver | None = None,
 ) -> RunResult:
     """Run (or resume) ``config.method`` (IPO by default) into the run directory ``out``; returns the
     ``RunResult`` also written to ``result.json``.
@@ -213,6 +215,8 @@ def optimize(
         hook: called at the crash-safe points, for tests.
         backends: the dataset, VLM, LLM and captioner to use instead of those the settings
             name (tests pass fakes here).
+        observer: hears the run's steps and result (default: the tracker of
+            ``config.tracking``; see ``ipo_vlm.runs.observe``).
 
     Returns:
         The run's result, also written to ``out/result.json``. A spent token budget is not an
@@ -229,16 +233,17 @@ def optimize(
     check_creatable_dir(out, "--out")  # a bad --out is found before any model loads
     cache_dir()  # so is an unusable cache dir, and both before the run directory is touched
     method = create_method(config.method)
+    observer = observer or create_observer(config.tracking)
     backends = backends or create_backends(config, uses_llm=method.uses_llm)
     # a run inside a folder dataset would become one of its classes on the next load
     check_output_path(out, "--out", data_root=getattr(backends.dataset, "image_dir", None))
-    with RunLock(out):
-        return _optimize_locked(config, RunDir(out), resume, method, backends, progress, stage, hook)
+    with RunLock(out), reporting_failures(observer):
+        return _optimize_locked(config, RunDir(out), resume, method, backends, progress, stage, hook, observer)
 
 
 def _optimize_locked(
     config: RunConfig, rundir: RunDir, resume: bool, method: Any, backends: Backends,
-    progress: Callable[[Progress], None] | None, stage: Stage | None, hook: Hook | None,
+    progress: Callable[[Progress], None] | None, stage: Stage | None, hook: Hook | None, observer: RunObserver,
 ) -> RunResult:
     """The run itself, with this process as the run directory's only writer."""
     from ipo_vlm.prompting import PROMPT_VERSION
@@ -252,6 +257,7 @@ def _optimize_locked(
         say(f"{rundir.path} is complete; nothing to do (extend it with --resume --steps N)")
         return RunResult.from_dict(finished)  # a resume never rewrites what the run recorded
     hook("config", -1)
+    observer.started(rundir, config.to_dict(), resume)
     # every image the run will need decodes, before any LLM token is spent on it
     split = _split_with_images(rundir, backends.dataset, config, resume)
     say(f"encoding {len(split.train)} training images of {len(split.base_classnames)} base classes")
@@ -262,7 +268,7 @@ def _optimize_locked(
         descriptions, maskings, described, per_image = _descriptions(backends, split, config, rundir)
     session = _session(backends, config, rundir) if method.uses_llm else None
     seeds = [BASELINE_TEMPLATE, backends.dataset.info.template, *described]
-    ctx = MethodContext(config, task, rundir, seeds, session, descriptions, progress, hook, per_image)
+    ctx = MethodContext(config, task, ObservedRecord(rundir, observer), seeds, session, descriptions, progress, hook, per_image)
     say(describe(method, config))
     outcome = method.run(ctx)
     control = None
@@ -277,4 +283,5 @@ def _optimize_locked(
         result = replace(result, control=control)
     hook("result", outcome.steps_done)
     rundir.write_result(result.to_dict())
+    observer.finished(rundir, result.to_dict())
     return result

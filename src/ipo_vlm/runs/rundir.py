@@ -66,8 +66,11 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def config_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """Dotted names of the settings that differ between two ``RunConfig.to_dict()`` dicts."""
-    a, b = _flatten(old), _flatten(new)
+    """Dotted names of the settings that differ between two ``RunConfig.to_dict()`` dicts
+    (where the run is reported, ``tracking``, is not what it is: never a difference)."""
+    from ipo_vlm.config import identity
+
+    a, b = _flatten(identity(old)), _flatten(identity(new))
     return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
 
 
