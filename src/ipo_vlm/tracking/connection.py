@@ -24,7 +24,7 @@ REQUEST_TIMEOUT_S = 10
 #: set unless the user set them: bounded requests, no telemetry from an offline machine
 _ENV_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0.5",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": str(REQUEST_TIMEOUT_S),
     "MLFLOW_DISABLE_TELEMETRY": "true",
 }
