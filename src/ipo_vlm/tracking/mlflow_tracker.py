@@ -85,7 +85,8 @@ def _log_metrics(conn: Connection, run_id: str, values: dict[str, float | None],
 
 def result_metrics(result: dict[str, Any]) -> dict[str, float | None]:
     """The final numbers of a run: the selected template, baselines, ensembles, the control."""
-    out: dict[str, float | None] = {k: result.get(k) for k in ("base_acc", "novel_acc", "hm", "best_train_acc")}
+    out: dict[str, float | None] = {k: result.get(k) for k in ("base_acc", "novel_acc", "hm")}
+    out["selected_train_acc"] = result.get("best_train_acc")  # "best_train_acc" is the per-step curve
     for k in ("steps_done", "templates_scored", "llm_calls", "llm_tokens_in", "llm_tokens_out", "valid_rate", "minutes"):
         out[k] = result.get(k)
     for name in ("baseline", "handcrafted"):
