@@ -30,9 +30,11 @@ def one_run(out: Path, track: str, steps: int, experiment: str) -> tuple[float, 
     from ipo_vlm.testing.fakes import FakeDataset, FakeVLM
     from ipo_vlm.testing.scripted import ScriptedLLM
 
-    words = ["photo", "picture", "close-up", "studio", "plain", "worn", "folded", "bright", "dark", "item", "image", "shot"]
-    answers = ["\n".join(f"{k + 1}. a {words[(i + k) % 12]} {words[(5 * i + k + 3) % 12]} of a <CLASS>." for k in range(5))
-               for i in range(steps + 5)]
+    adjectives = ["bright", "dark", "small", "large", "close-up", "blurry", "clean", "cropped", "studio", "folded", "worn", "plain"]
+    nouns = ["photo", "picture", "image", "snapshot", "render"]
+    places = ["", " indoors", " outdoors", " on a table"]
+    pool = [f"a {a} {n} of a <CLASS>{p}." for p in places for a in adjectives for n in nouns]  # 240 distinct templates
+    answers = ["\n".join(f"{k + 1}. {pool[(5 * i + k) % len(pool)]}" for k in range(5)) for i in range(steps + 5)]
     config = preset("demo").updated(data={"dataset": "fake", "shots": 4}, vlm="fake", captioner={"spec": "none"},
                                     optimize={"steps": steps, "candidates": 5, "memory_size": 10, "ensemble": 3, "control": "none"},
                                     tracking={"spec": track, "experiment": experiment})
@@ -56,6 +58,10 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--uri", default=None, help="an MLflow tracking server (default: a local SQLite store in a temp dir)")
     args = ap.parse_args()
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("ipo_vlm.methods").setLevel(logging.ERROR)  # the scripted LLM's repeats are not the point here
     root = Path(tempfile.mkdtemp(prefix="ipo-bench-tracking-"))
     os.chdir(root)  # the default store, ./mlruns, lands here
     os.environ["IPO_CACHE_DIR"] = str(root / "cache")
