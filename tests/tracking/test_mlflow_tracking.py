@@ -151,39 +151,51 @@ def test_a_grid_is_a_parent_run_with_one_nested_run_per_cell(server, grid_bench)
 
 @pytest.mark.slow
 def test_the_grid_s_cells_side_by_side_in_the_mlflow_ui(server, grid_bench, tmp_path):
-    """What a user sees: the experiment page and the comparison of the two cells, rendered by
-    MLflow's own UI (client-side) in headless Chromium."""
+    """What a user sees, rendered client-side by MLflow's own UI in headless Chromium: the
+    experiment's runs (the grid's run) and the comparison of its two cells."""
     from helpers.report import image_stats
 
     client = server.client()
     exp = client.get_experiment_by_name("grid")
-    cells = [r for r in client.search_runs([exp.experiment_id]) if "mlflow.parentRunId" in r.data.tags]
+    runs = client.search_runs([exp.experiment_id])
+    cells = sorted((r for r in runs if "mlflow.parentRunId" in r.data.tags), key=lambda r: r.info.run_name)
+    parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
     ids = json.dumps([r.info.run_id for r in cells]).replace(" ", "")
-    pages = {"experiment": f"{server.url}/#/experiments/{exp.experiment_id}",
-             "compare": f"{server.url}/#/compare-runs?runs={ids}&experiments=[\"{exp.experiment_id}\"]"}
-    for name, url in pages.items():
-        shot = tmp_path / f"{name}.png"
-        dom = screenshot(url, shot)
+    pages = {  # page: (url, height, names it must show)
+        "runs": (f"{server.url}/#/experiments/{exp.experiment_id}/runs", 1000, [parent.info.run_name]),
+        "compare": (f"{server.url}/#/compare-runs?runs={ids}&experiments=[\"{exp.experiment_id}\"]", 2400,
+                    [r.info.run_name for r in cells] + ["shapes-2shot-s1-ipo", "hm", "base_acc", "novel_acc"]),
+    }
+    keep = os.environ.get("IPO_KEEP_SCREENSHOTS")
+    doms = {}
+    for name, (url, height, names) in pages.items():
+        shot = tmp_path / f"mlflow-{name}.png"
+        dom = doms[name] = screenshot(url, shot, height)
         size, spread, inked = image_stats(shot)
-        assert size == (1600, 1000) and spread > 15 and inked > 0.02, (name, spread, inked)  # not a blank page
-        for r in cells:
-            assert r.info.run_name in dom, (name, r.info.run_name)
-        keep = Path(os.environ.get("IPO_KEEP_SCREENSHOTS", "")) if os.environ.get("IPO_KEEP_SCREENSHOTS") else None
+        assert size == (1600, height) and spread > 15 and inked > 0.02, (name, spread, inked)  # not a blank page
+        for text in names:
+            assert text in dom, (name, text)
         if keep:
-            keep.mkdir(parents=True, exist_ok=True)
-            (keep / shot.name).write_bytes(shot.read_bytes())
+            Path(keep).mkdir(parents=True, exist_ok=True)
+            (Path(keep) / shot.name).write_bytes(shot.read_bytes())
+    # the comparison shows each cell's own numbers (to 3 decimals) and template, side by side
+    from html import escape
+
+    for r in cells:
+        assert f">{round(r.data.metrics['hm'], 3)}<" in doms["compare"], r.info.run_name
+        assert escape(r.data.tags["ipo.template"], quote=False) in doms["compare"], r.info.run_name
 
 
-def screenshot(url: str, shot: Path) -> str:
+def screenshot(url: str, shot: Path, height: int = 1000) -> str:
     """The DOM after MLflow's scripts ran, and a screenshot, from headless Chromium kept offline
-    (everything but loopback goes to a closed port)."""
+    (everything but loopback, which Chromium never proxies, goes to a closed port)."""
     from helpers.report import chromium
 
     proc = subprocess.run(
         [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
          "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-default-apps",
          f"--user-data-dir={shot.parent / (shot.stem + '-profile')}", f"--proxy-server=http://127.0.0.1:{free_port()}",
-         "--proxy-bypass-list=<-loopback>", "--window-size=1600,1000", "--virtual-time-budget=30000",
+         f"--window-size=1600,{height}", "--virtual-time-budget=30000",
          f"--screenshot={shot}", "--dump-dom", url],
         capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0 and shot.exists(), proc.stderr[-2000:]
