@@ -92,7 +92,7 @@ def ensure_writable_file(path: str | Path, what: str) -> Path:
 #: what a run directory (or a benchmark directory) records; an output path must never be one of them
 RECORD_NAMES = frozenset({
     "config.json", "split.json", "history.jsonl", "steps.jsonl", "llm_calls.jsonl", "descriptions.jsonl",
-    "result.json", "resumes.jsonl", "explain.json", "control", "cells.jsonl", "grid.json", "grid.yaml", "transfer.jsonl",
+    "result.json", "resumes.jsonl", "explain.json", "control", "tracking.json", "cells.jsonl", "grid.json", "grid.yaml", "transfer.jsonl",
 })
 _RECORD_MARKERS = ("config.json", "cells.jsonl")
 

@@ -148,7 +148,9 @@ class RunDir:
             return {}  # written before fingerprints were recorded: nothing to compare with
         now = _fingerprints(old.get("_as_written", old_config))
         edited = sorted(k for k in set(prints) | set(now) if prints.get(k) != now.get(k))
-        refused = [k for k in edited if k not in RESUMABLE_CHANGES]
+        from ipo_vlm.config import NOT_IDENTITY
+
+        refused = [k for k in edited if k not in RESUMABLE_CHANGES and k.split(".")[0] not in NOT_IDENTITY]
         if refused:
             raise ConfigError(
                 f"cannot resume {self.path}: config.json was edited by hand ({', '.join(refused)}); the run's records were "
