@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers.bench import grid_dict
+from helpers.bench import grid_dict, make_world
 from helpers.mlflow_server import free_port
 
 from ipo_vlm.benchmark import make_executor, parse_grid, run_benchmark
@@ -54,32 +54,27 @@ def test_an_unknown_tracker_stops_a_grid_before_any_cell(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def demo_env(tmp_path_factory):
-    from ipo_vlm.testing.tiny_clip import build_tiny_clip
-
-    root = tmp_path_factory.mktemp("track-cli")
-    script = root / "script.json"
-    answers = [f"1. a bright photo of a <CLASS>.\n2. a {w} picture of a <CLASS>." for w in ("dark", "small", "large", "clean", "worn")]
-    script.write_text(json.dumps({"responses": answers * 4}))
-    return {"vlm": f"hf:{build_tiny_clip(root / 'clip')}", "llm": f"scripted:{script}"}
+def world(tmp_path_factory):
+    return make_world(tmp_path_factory.mktemp("track-cli"))
 
 
-def args(env, out, *extra):
-    return ["optimize", "--preset", "demo", "--vlm", env["vlm"], "--llm", env["llm"], "--captioner", "none", "--steps", "2",
-            "--candidates", "2", "--control", "none", "--out", str(out), *extra]
+def args(world, out, *extra):
+    return ["optimize", "--preset", "demo", "--dataset", "folder", "--data-root", world["shapes"], "--shots", "2",
+            "--vlm", world["vlm"], "--llm", world["llm"], "--captioner", "none", "--steps", "2", "--candidates", "2",
+            "--control", "none", "--out", str(out), *extra]
 
 
-def test_an_unknown_tracker_is_one_line_and_exit_2_before_the_run(demo_env, tmp_path, capsys):
-    assert main(args(demo_env, tmp_path / "run", "--track", "bogus")) == 2
+def test_an_unknown_tracker_is_one_line_and_exit_2_before_the_run(world, tmp_path, capsys):
+    assert main(args(world, tmp_path / "run", "--track", "bogus")) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "unknown tracker 'bogus'" in err
     assert not (tmp_path / "run").exists()
 
 
-def test_a_tracking_server_that_is_down_is_one_warning_line_and_the_run_is_whole(demo_env, tmp_path):
+def test_a_tracking_server_that_is_down_is_one_warning_line_and_the_run_is_whole(world, tmp_path):
     # a real process, so that what reaches stderr is what a user sees
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}", "PYTHONPATH": SRC}
-    proc = subprocess.run([sys.executable, "-m", "ipo_vlm.cli.main", *args(demo_env, tmp_path / "run", "--track", "mlflow")],
+    proc = subprocess.run([sys.executable, "-m", "ipo_vlm.cli.main", *args(world, tmp_path / "run", "--track", "mlflow")],
                           capture_output=True, text=True, env=env, timeout=300)
     out, err = proc.stdout, proc.stderr
     assert proc.returncode == 0, err
