@@ -48,12 +48,26 @@ class MlflowServer:
                 pytest.fail(f"mlflow server exited: {self.log.read_text()[-2000:]}")
             try:
                 with urllib.request.urlopen(f"{self.url}/health", timeout=2) as r:
-                    if r.status == 200:
+                    if r.status == 200 and self._store_answers(deadline):
                         return self
             except OSError:
                 time.sleep(0.5)
         self.__exit__()
         pytest.fail(f"mlflow server did not answer within {START_TIMEOUT_S} s: {self.log.read_text()[-2000:]}")
+
+    def _store_answers(self, deadline: float) -> bool:
+        """The health page answers before the tracking store is warm; on a loaded machine the
+        first API call can take longer than a tracked run waits (it never retries)."""
+        body = b'{"max_results": 1}'
+        while time.monotonic() < deadline:
+            req = urllib.request.Request(f"{self.url}/api/2.0/mlflow/experiments/search", data=body,
+                                         headers={"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(req, timeout=30) as r:
+                    return r.status == 200
+            except OSError:
+                time.sleep(0.5)
+        return False
 
     def __exit__(self, *exc: object) -> None:
         if self.proc is not None and self.proc.poll() is None:
