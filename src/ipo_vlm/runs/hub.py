@@ -21,7 +21,7 @@ from typing import Any
 from ipo_vlm.errors import ConfigError
 from ipo_vlm.io.jsonio import atomic_write_bytes, atomic_write_json
 from ipo_vlm.runs.export import export_payload, render_hf, render_open_clip
-from ipo_vlm.runs.records import FinishedRun, rank_records, read_run
+from ipo_vlm.runs.run import Run
 
 HUB_FORMAT = "ipo-hub-1"
 FILES = ("README.md", "templates.json", "result.json")
@@ -63,20 +63,20 @@ def _scores(row: dict[str, Any] | None) -> dict[str, float | None] | None:
     return {k: row.get(k) for k in ("base_acc", "novel_acc", "hm")}
 
 
-def ensemble_k(run: FinishedRun, k: int | None) -> int:
+def ensemble_k(run: Run, k: int | None) -> int:
     """K of the exported ensemble: as asked, else the run's own, else up to 5 of its templates."""
     if k is not None:
         return k
-    rows = (run.result or {}).get("ensembles") or []
-    return int(rows[-1]["k"]) if rows else min(5, len({r.get("template") for r in run.history}))
+    rows = (run.result_dict or {}).get("ensembles") or []
+    return int(rows[-1]["k"]) if rows else min(5, len(run.ranked()))
 
 
-def templates_doc(run: FinishedRun, k: int) -> dict[str, Any]:
+def templates_doc(run: Run, k: int) -> dict[str, Any]:
     """``templates.json``: class names, the template, and the top-``k`` ensemble with the scores
     each template had on the few-shot images (and the ensemble's test scores when the run has them)."""
     payload = export_payload(run, k)
-    ranked = rank_records(run.history, run.select_on, run.image_counts())[: len(payload["ensemble"]["templates"])]
-    result = run.result or {}
+    ranked = [s.to_record() for s in run.ranked()[: len(payload["ensemble"]["templates"])]]
+    result = run.result_dict or {}
     tested = next((e for e in result.get("ensembles") or [] if e.get("k") == k), None)
     return {
         "format": HUB_FORMAT,
@@ -98,8 +98,8 @@ def templates_doc(run: FinishedRun, k: int) -> dict[str, Any]:
     }
 
 
-def card_metadata(run: FinishedRun, license: str) -> dict[str, Any]:
-    r = run.result or {}
+def card_metadata(run: Run, license: str) -> dict[str, Any]:
+    r = run.result_dict or {}
     control = r.get("control")
     return {
         "license": license,
@@ -149,8 +149,8 @@ def results_table(r: dict[str, Any]) -> list[str]:
     return rows
 
 
-def card_text(run: FinishedRun, meta: dict[str, Any], payload: dict[str, Any]) -> str:
-    r = run.result or {}
+def card_text(run: Run, meta: dict[str, Any], payload: dict[str, Any]) -> str:
+    r = run.result_dict or {}
     info = meta["ipo_vlm"]
     lines = [
         front_matter(meta),
@@ -209,7 +209,7 @@ def _check_out(out: Path, run_path: Path) -> None:
 
 def export_hub(rundir: str | Path, out: str | Path, ensemble: int | None = None, license: str = DEFAULT_LICENSE) -> list[Path]:
     """Write the dataset repository folder ``out`` for the finished run ``rundir``; returns its files."""
-    run = read_run(rundir)
+    run = Run.open(rundir, need_result=True)
     target = Path(out)
     _check_out(target, run.path)
     k = ensemble_k(run, ensemble)
