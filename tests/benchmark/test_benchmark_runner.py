@@ -155,6 +155,8 @@ def test_failed_cells_are_recorded_and_the_others_go_on(world, tmp_path, capsys)
 def test_dry_run_checks_the_backends_then_prints_calls_tokens_and_cost_and_writes_nothing(world, tmp_path, capsys, monkeypatch):
     grid = grid_dict(world, llm="openai:gpt-4o-mini", optimize={"steps": 10, "candidates": 5, "select_on": "train"})
     path = write_grid(tmp_path / "grid.yaml", grid)
+    # a cache of its own: the module's other tests have put these images in the shared one
+    monkeypatch.setenv("IPO_CACHE_DIR", str(tmp_path / "cache"))
     # the preflight: without an API key the LLM cells cannot run, and the dry run says so
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
