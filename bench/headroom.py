@@ -1,0 +1,137 @@
+"""How much room is there above the seeds? Every template a run (and its control) scored, on test.
+
+A proposal mechanism can only beat its control if some template it could write is better on the
+test images than what the seeds already give, and if selection on the training images finds it.
+For each finished run given (or each ``seed*/`` run under a ``bench/controls.py --out`` folder)
+this evaluates every template in the method's and the control's history on the run's test split
+and prints, per split:
+
+  - the seeds alone: the step-0 template the run's own rule selects, and its test H;
+  - the best test H among the seeds, the LLM's templates and the control's draws (an oracle: no
+    rule can see the test images, so this is the ceiling of what selection could reach);
+  - how many LLM templates (and control draws) are at least ``--margin`` H points better on test
+    than the seeds alone, and how many of them also score at least as well on training accuracy
+    (the ones selection on train could have picked);
+  - the rank correlation between training accuracy and test H over all scored templates.
+
+    .venv/bin/python bench/headroom.py --runs /tmp/controls           # a controls.py --out folder
+    .venv/bin/python bench/headroom.py --runs RUN_DIR [RUN_DIR ...]
+
+Test images are encoded once per dataset and VLM (the feature store), prompts once per template.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+
+
+def run_dirs(paths: list[str]) -> list[Path]:
+    """Run directories: each path itself when it has ``config.json``, else its ``seed*/`` runs."""
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if (p / "config.json").exists():
+            found.append(p)
+            continue
+        inside = sorted((d for d in p.glob("seed*") if (d / "config.json").exists()),
+                        key=lambda d: int("".join(ch for ch in d.name if ch.isdigit()) or 0))
+        if not inside:
+            raise SystemExit(f"headroom: {p} is neither a run directory nor a folder of seed*/ runs")
+        found.extend(inside)
+    return found
+
+
+def spearman(xs: list[float], ys: list[float]) -> float:
+    """Spearman's rank correlation, ties given their mean rank; NaN when either side is constant."""
+    def ranks(v: list[float]) -> list[float]:
+        order = sorted(range(len(v)), key=v.__getitem__)
+        r = [0.0] * len(v)
+        i = 0
+        while i < len(order):
+            j = i
+            while j + 1 < len(order) and v[order[j + 1]] == v[order[i]]:
+                j += 1
+            for k in range(i, j + 1):
+                r[order[k]] = (i + j) / 2
+            i = j + 1
+        return r
+
+    rx, ry = ranks(xs), ranks(ys)
+    if len(set(rx)) < 2 or len(set(ry)) < 2:
+        return float("nan")
+    mx, my = statistics.fmean(rx), statistics.fmean(ry)
+    cov = sum((a - mx) * (b - my) for a, b in zip(rx, ry))
+    return cov / (sum((a - mx) ** 2 for a in rx) * sum((b - my) ** 2 for b in ry)) ** 0.5
+
+
+def measure(path: Path, margin: float) -> dict:
+    from ipo_vlm.runs.run import Run
+
+    run = Run.open(path, need_result=True)
+    method = run.history
+    control = [s.with_(source="control") for s in run.control_history()]
+    everything = method + [s for s in control if s.template not in {m.template for m in method}]
+    task = run.task()
+    scores = {e.template: 100 * e.hm for e in task.evaluate(list(dict.fromkeys(s.template for s in everything)))}
+    seeds = [s for s in method if s.source == "seed"]
+    from ipo_vlm.scored import best_first
+
+    seed_pick = best_first(seeds, run.select_on)[0] if seeds else None
+    floor = scores[seed_pick.template] if seed_pick else float("nan")
+    floor_train = seed_pick.accuracy if seed_pick else float("nan")
+
+    def part(source: str) -> dict:
+        items = [s for s in everything if s.source == source]
+        better = [s for s in items if scores[s.template] >= floor + margin]
+        return {"n": len(items), "best": max((scores[s.template] for s in items), default=float("nan")),
+                "better": len(better), "findable": sum(s.accuracy >= floor_train for s in better)}
+
+    return {"run": path, "seed_pick": seed_pick.template if seed_pick else "", "floor": floor,
+            "selected": scores.get(run.require_result().best_template, float("nan")),
+            "seed": part("seed"), "llm": part("llm"), "control": part("control"),
+            "rho": spearman([s.accuracy for s in everything], [scores[s.template] for s in everything])}
+
+
+def mean_sd(values: list[float]) -> str:
+    values = [v for v in values if v == v]
+    if not values:
+        return "n/a"
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.fmean(values):.2f} ± {sd:.2f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", nargs="+", required=True, help="run directories or bench/controls.py --out folders")
+    ap.add_argument("--margin", type=float, default=1.0, help="H points above the seeds alone that count as better")
+    args = ap.parse_args(argv)
+
+    rows = []
+    for path in run_dirs(args.runs):
+        print(f"evaluating every template of {path} ...", file=sys.stderr, flush=True)
+        rows.append(measure(path, args.margin))
+    m = args.margin
+    print(f"H on test in %; 'better' = at least {m:g} H above the seeds alone; 'findable' = better on test "
+          "and at least as accurate on train as the seeds alone")
+    print("| run | seeds alone | selected | best seed | best LLM | best control | LLM better (findable) of n "
+          "| control better (findable) of n | rho(train acc, test H) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        llm, ctl = r["llm"], r["control"]
+        print(f"| {r['run'].name} | {r['floor']:.1f} | {r['selected']:.1f} | {r['seed']['best']:.1f} | {llm['best']:.1f} "
+              f"| {ctl['best']:.1f} | {llm['better']} ({llm['findable']}) of {llm['n']} "
+              f"| {ctl['better']} ({ctl['findable']}) of {ctl['n']} | {r['rho']:.2f} |")
+    print()
+    print(f"over {len(rows)} runs (mean ± sd): best LLM − seeds alone "
+          f"{mean_sd([r['llm']['best'] - r['floor'] for r in rows])}; best control − seeds alone "
+          f"{mean_sd([r['control']['best'] - r['floor'] for r in rows])}; "
+          f"runs with a findable better LLM template: {sum(r['llm']['findable'] > 0 for r in rows)}/{len(rows)}; "
+          f"with a findable better control draw: {sum(r['control']['findable'] > 0 for r in rows)}/{len(rows)}; "
+          f"rho {mean_sd([r['rho'] for r in rows])}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

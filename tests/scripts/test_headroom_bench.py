@@ -1,0 +1,60 @@
+"""bench/headroom.py: every template of a finished run (and of its control) evaluated on test,
+on a tiny world (real hf: CLIP code path, scripted LLM)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers.bench import make_world
+
+from ipo_vlm.cli.main import main
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _headroom_module():
+    spec = importlib.util.spec_from_file_location("headroom", REPO / "bench" / "headroom.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_rank_correlation_orders_ties_and_constants():
+    spearman = _headroom_module().spearman
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    # ties take their mean rank: x ranks (0.5, 0.5, 2, 3) against y ranks (0, 1, 2, 3)
+    assert spearman([5, 5, 6, 7], [1, 2, 3, 4]) == pytest.approx(0.9486833, abs=1e-6)
+    assert math.isnan(spearman([1, 1, 1], [1, 2, 3]))
+
+
+def test_every_template_of_a_run_and_its_control_is_evaluated(tmp_path):
+    world = make_world(tmp_path / "world")
+    out = tmp_path / "runs" / "seed1"
+    code = main(["optimize", "--preset", "demo", "--dataset", "folder", "--data-root", world["shapes"], "--shots", "2",
+                 "--vlm", world["vlm"], "--llm", world["llm"], "--captioner", "none", "--steps", "2",
+                 "--candidates", "3", "--control", "random", "--out", str(out)])
+    assert code == 0
+    done = subprocess.run([sys.executable, "bench/headroom.py", "--runs", str(out.parent), "--margin", "0"],
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| seed1 ")]
+    assert len(rows) == 1
+    cells = [c.strip() for c in rows[0].strip("|").split("|")]
+    history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    control = [json.loads(line) for line in (out / "control" / "history.jsonl").read_text().splitlines()]
+    n_llm = sum(r["source"] == "llm" for r in history)
+    assert cells[6].endswith(f"of {n_llm}")
+    new_draws = {r["template"] for r in control} - {r["template"] for r in history}
+    assert cells[7].endswith(f"of {len(new_draws)}")
+    # the selected template's H is the run's own test evaluation
+    result = json.loads((out / "result.json").read_text())
+    assert float(cells[2]) == pytest.approx(100 * result["hm"], abs=0.05)
+    assert re.search(r"over 1 runs \(mean ± sd\)", done.stdout)
