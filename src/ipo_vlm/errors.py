@@ -24,3 +24,23 @@ class LLMError(BackendError):
 
 class BudgetExceeded(IpoError):
     """A configured budget (LLM tokens, ...) is spent; the run stops cleanly and can resume."""
+
+
+def squeeze(text: object, limit: int | None = None) -> str:
+    """``text`` on one line: whitespace runs (newlines included) become one space; cut to
+    ``limit`` characters with an ellipsis when a limit is given."""
+    flat = " ".join(str(text).split())
+    if limit is None or len(flat) <= limit:
+        return flat
+    return flat[: max(0, limit - 1)].rstrip() + "…"
+
+
+def one_line(error: BaseException, limit: int | None = None) -> str:
+    """An error as one line for a table, a log or a status file: its message's first line,
+    after the error's class name unless it is one of ours (their messages are written for
+    users); the class name alone when there is no message."""
+    lines = str(error).strip().splitlines()
+    text = squeeze(lines[0], limit) if lines else ""
+    if isinstance(error, IpoError):
+        return text or type(error).__name__
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ipo_vlm.benchmark.grid import Cell
-from ipo_vlm.errors import ConfigError, IpoError
+from ipo_vlm.errors import ConfigError, IpoError, one_line
 from ipo_vlm.io.jsonio import append_jsonl, read_jsonl
 
 log = logging.getLogger(__name__)
@@ -65,13 +65,6 @@ class CountingVLM:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._vlm, name)
-
-
-def one_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    if isinstance(error, IpoError):
-        return text or type(error).__name__
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def run_cell(task: CellTask) -> CellOutcome:

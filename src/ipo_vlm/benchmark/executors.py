@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
-from ipo_vlm.errors import ConfigError
+from ipo_vlm.errors import ConfigError, one_line
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +32,6 @@ class Executor(Protocol):
 
     def close(self) -> None:
         ...
-
-
-def _one_line(e: BaseException) -> str:
-    from ipo_vlm.benchmark.cells import one_line
-
-    return one_line(e)
 
 
 class LocalExecutor:
@@ -77,7 +71,7 @@ class ProcessExecutor:
             try:
                 yield futures[fut], fut.result(), None
             except Exception as e:  # the worker process died or could not unpickle
-                yield futures[fut], None, _one_line(e)
+                yield futures[fut], None, one_line(e)
 
     def close(self) -> None:
         if self._pool is not None:
@@ -113,7 +107,7 @@ class RayExecutor:
             try:
                 ray.init(**{k: v for k, v in opts.items() if v is not None})
             except ConnectionError as e:
-                raise ConfigError(f"cannot reach the Ray cluster at {address}: {_one_line(e)}") from None
+                raise ConfigError(f"cannot reach the Ray cluster at {address}: {one_line(e)}") from None
             self._started = True
 
     def map(self, fn: Callable[[Any], Any], items: Sequence[Any], resources: dict[str, float] | None = None) -> Iterator[Result]:
@@ -128,7 +122,7 @@ class RayExecutor:
                 try:
                     yield i, ray.get(ref), None
                 except Exception as e:  # a task whose worker died, or a lost node
-                    yield i, None, _one_line(e)
+                    yield i, None, one_line(e)
 
     def close(self) -> None:
         if self._started:

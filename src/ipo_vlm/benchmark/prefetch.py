@@ -24,7 +24,8 @@ class PrefetchTask:
 def prefetch_features(task: PrefetchTask) -> dict[str, Any]:
     """Encode what the cells of one dataset will need; never raises (a dataset that cannot be
     read fails again, with its own error line, in each of its cells)."""
-    from ipo_vlm.benchmark.cells import CountingVLM, one_line
+    from ipo_vlm.benchmark.cells import CountingVLM
+    from ipo_vlm.errors import one_line
     from ipo_vlm.data import load_dataset, make_split
     from ipo_vlm.engine.features import FeatureStore
     from ipo_vlm.vlm import create_vlm

@@ -33,7 +33,7 @@ from ipo_vlm.benchmark.prices import PriceTable, load_prices
 from ipo_vlm.benchmark.table import write_tables
 from ipo_vlm.benchmark.transfer import append_transfer, read_transfer, run_transfer, transfer_tasks
 from ipo_vlm.tracking import grid_tracker
-from ipo_vlm.errors import ConfigError
+from ipo_vlm.errors import ConfigError, one_line
 from ipo_vlm.io.jsonio import append_jsonl, atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -191,8 +191,6 @@ def preflight_cell(cell: Any, checked: dict[str, str | None]) -> None:
             create_backends(config, uses_llm=uses_llm)
             checked[key] = None
         except Exception as e:  # reported per cell below
-            from ipo_vlm.benchmark.cells import one_line
-
             checked[key] = one_line(e)
     if checked[key]:
         raise ConfigError(checked[key])
@@ -200,7 +198,7 @@ def preflight_cell(cell: Any, checked: dict[str, str | None]) -> None:
 
 def dry_run(grid: Grid, benchdir: str | Path, force: bool = False) -> dict[str, Any]:
     """Cells to run and their estimated LLM calls, tokens and cost, without running anything."""
-    from ipo_vlm.benchmark.cells import one_line, plan_llm
+    from ipo_vlm.benchmark.cells import plan_llm
 
     bench = Path(benchdir)
     plans = plan(grid, bench, force)

@@ -45,7 +45,8 @@ def transfer_tasks(grid: Any, records: dict[str, dict[str, Any]], benchdir: Path
 
 def run_transfer(task: TransferTask) -> dict[str, Any]:
     """Accuracy of the source cell's template on the target's test split; never raises."""
-    from ipo_vlm.benchmark.cells import CountingVLM, one_line
+    from ipo_vlm.benchmark.cells import CountingVLM
+    from ipo_vlm.errors import one_line
 
     started = time.perf_counter()
     src, tgt = task.source, task.target

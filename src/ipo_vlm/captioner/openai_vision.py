@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ipo_vlm.captioner.images import IMAGE_FORMATS, image_data_url
 from ipo_vlm.registry import nonnegative_float, nonnegative_int, positive_float, positive_int, spec_options, takes_options, text
-from ipo_vlm.errors import BackendError, ConfigError
+from ipo_vlm.errors import BackendError, ConfigError, squeeze
 from ipo_vlm.llm.openai_settings import DEFAULT_BASE_URL, OpenAISettings
 from ipo_vlm.llm.retry import Retryable, RetryPolicy, parse_retry_after, with_retries
 
@@ -31,11 +31,6 @@ _OPTION_TYPES: dict[str, Any] = {
     "base_delay": nonnegative_float, "max_delay": nonnegative_float,
 }
 _DETAILS = ("auto", "low", "high")
-
-
-def _one_line(text: str, limit: int = 200) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class OpenAIVisionCaptioner:
@@ -74,7 +69,7 @@ class OpenAIVisionCaptioner:
         return self._client
 
     def _scrub(self, text: str) -> str:
-        return _one_line(self.settings.scrub(text))
+        return squeeze(self.settings.scrub(text), 200)
 
     def _messages(self, image: "Image.Image", instruction: str) -> list[dict[str, Any]]:
         image_url: dict[str, str] = {"url": image_data_url(image, self.image_format, self.max_side)}

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
-from ipo_vlm.errors import LLMError
+from ipo_vlm.errors import LLMError, squeeze
 
 log = logging.getLogger(__name__)
 
@@ -105,5 +105,4 @@ def with_retries(
 
 
 def _short(cause: Exception, limit: int = 160) -> str:
-    text = " ".join(str(cause).split()) or type(cause).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return squeeze(cause, limit) or type(cause).__name__

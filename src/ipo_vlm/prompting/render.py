@@ -7,7 +7,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ipo_vlm.errors import ConfigError
+from ipo_vlm.errors import ConfigError, squeeze
 import ipo_vlm.prompting.text as T
 from ipo_vlm.prompting.placeholders import LLM_PLACEHOLDER, to_llm_placeholder
 from ipo_vlm.prompting.reflect import Reflection, render_reflection
@@ -72,16 +72,16 @@ class MetaPromptInputs:
 def render_meta_prompt(inputs: MetaPromptInputs) -> tuple[tuple[str, str], ...]:
     """The ``(role, content)`` messages (system, user) for ``LLMRequest.messages``."""
     ph = inputs.placeholder
-    parts = [_fill(T.TASK_INSTRUCTION, domain=_one_line(inputs.domain), placeholder=ph)]
+    parts = [_fill(T.TASK_INSTRUCTION, domain=squeeze(inputs.domain), placeholder=ph)]
     paragraph, sentence = GUIDANCE[inputs.guidance]
     if paragraph:
         parts.append(_fill(paragraph, placeholder=ph))
-    descriptions = [_one_line(d) for d in inputs.descriptions if d and d.strip()]
+    descriptions = [squeeze(d) for d in inputs.descriptions if d and d.strip()]
     if descriptions:
         lines = [_fill(T.DESCRIPTION_LINE, description=d) for d in descriptions]
         parts.append("\n".join([T.DESCRIPTIONS_HEADER, *lines]))
     if inputs.worst:
-        lines = [_one_line(to_llm_placeholder(e.template, ph)) for e in inputs.worst]
+        lines = [squeeze(to_llm_placeholder(e.template, ph)) for e in inputs.worst]
         parts.append("\n".join([T.WORST_HEADER, *lines]))
     parts.append(render_memory(inputs.memory, ph))
     if inputs.reflection is not None:
@@ -105,7 +105,7 @@ def render_memory(memory: Sequence[ScoredTemplate], placeholder: str = LLM_PLACE
         lines.append(
             _fill(
                 T.MEMORY_LINE,
-                template=_one_line(to_llm_placeholder(entry.template, placeholder)),
+                template=squeeze(to_llm_placeholder(entry.template, placeholder)),
                 accuracy=_percent(entry.accuracy),
                 loss=_loss(entry.loss),
             )
@@ -123,10 +123,6 @@ def _fill(text: str, /, **values: str) -> str:
     # One pass of plain substitution: values (domains, descriptions, LLM-written templates)
     # are never re-scanned, so braces inside them stay literal.
     return _MARKER.sub(lambda m: values.get(m.group(1), m.group(0)), text)
-
-
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
 
 
 def _percent(accuracy: float) -> str:

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from ipo_vlm.errors import one_line
+
 log = logging.getLogger("ipo_vlm.tracking")
 
 DEFAULT_EXPERIMENT = "ipo-vlm"
@@ -50,11 +52,6 @@ def resolve_uri(uri: str | None = None) -> tuple[str, str | None]:
         return uri, None
     root = Path(DEFAULT_DIR).resolve()
     return f"sqlite:///{root / 'mlflow.db'}", (root / "artifacts").as_uri()
-
-
-def one_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    return f"{type(error).__name__}: {text[:200]}" if text else type(error).__name__
 
 
 class Connection:
@@ -92,7 +89,7 @@ class Connection:
         except Exception as e:  # any failure of the tracker: the run goes on without it
             self.broken = True
             log.warning("tracking: MLflow at %s failed to %s (%s); the run goes on without tracking",
-                        public_uri(self.uri), what, one_line(e))
+                        public_uri(self.uri), what, one_line(e, 200))
             return None
 
     def experiment_id(self) -> str:
