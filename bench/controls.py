@@ -1,7 +1,7 @@
 """Does the LLM earn its keep? IPO against its fair random-search control on the same splits.
 
 For each seed: one run with ``--control random`` (the control starts from the run's own seeds,
-so only the proposals differ). The default table reads ``result.json`` alone: per split the
+so only the proposals differ). The default table reads each run (``Run``): per split the
 baseline, the seeds alone (best step-0 seed by the run's rule), the control and IPO, which
 ingredient each selected template came from (a baseline or description seed, the LLM, the
 control's random draw), tokens and minutes; then paired differences with mean +- sd and
@@ -23,6 +23,10 @@ from collections import Counter
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ipo_vlm.runs.run import Run
 
 RULES = ("train", "val", "trainval", "loss")
 KS = (1, 3, 5)
@@ -102,32 +106,36 @@ def _words(text: str) -> set[str]:
     return set(re.findall(r"[a-z][a-z-]+", text.lower()))
 
 
-def description_words_used(run: Path, result: dict) -> tuple[int, int]:
+def description_words_used(run: "Run") -> tuple[int, int, float]:
     """(LLM templates that use a word of the image descriptions absent from the baseline
     template and the domain, LLM templates, the LLM's best training accuracy minus the seeds'
     best): did the LLM describe the images as they look, and did it beat the seeds in training?"""
-    path = run / "descriptions.jsonl"
-    texts = [json.loads(line)["text"] for line in path.read_text().splitlines()] if path.exists() else []
-    config = json.loads((run / "config.json").read_text())["config"]
-    from ipo_vlm.data import load_dataset
-
-    domain = load_dataset(config["data"]["dataset"], config["data"]["data_root"]).info.domain
-    special = set().union(*(_words(t) for t in texts)) - _words(result["baseline"]["template"]) - _words(domain) if texts else set()
-    records = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines() if line.strip()]
-    llm = [r["template"] for r in records if r["source"] == "llm"]
-    best = lambda src: max((r["train_acc"] for r in records if r["source"] == src), default=float("nan"))  # noqa: E731
+    texts = [d["text"] for d in run.descriptions]
+    baseline = run.require_result().baseline.template
+    special = set().union(*(_words(t) for t in texts)) - _words(baseline) - _words(run.dataset().info.domain) if texts else set()
+    llm = [s.template for s in run.history if s.source == "llm"]
+    best = lambda src: max((s.accuracy for s in run.history if s.source == src), default=float("nan"))  # noqa: E731
     return sum(bool(_words(t) & special) for t in llm), len(llm), best("llm") - best("seed")
 
 
-def read_fair(run: Path) -> dict:
-    """One split's numbers from ``result.json`` (H as fractions)."""
-    r = json.loads((run / "result.json").read_text())
+def call_counts(run: "Run") -> tuple[int, int, int, int]:
+    """(LLM calls, steps, candidates asked for, usable candidates): how much of each call the run could use."""
+    r = run.require_result()
+    return r.llm_calls, r.steps_done, run.config.optimize.candidates * r.steps_done, r.candidates_valid
+
+
+def read_fair(path: Path) -> dict:
+    """One split's numbers from its run (H as fractions)."""
+    from ipo_vlm.runs.run import Run
+
+    run = Run.open(path, need_result=True)
+    r = run.result_dict or {}
     if not r.get("control") or not r.get("seeds_alone"):
-        raise SystemExit(f"{run}: result.json has no fair control / seeds_alone row (a run of an older version?)")
+        raise SystemExit(f"{path}: result.json has no fair control / seeds_alone row (a run of an older version?)")
     return {"baseline": r["baseline"]["hm"], "seeds": r["seeds_alone"]["hm"], "control": r["control"]["hm"], "ipo": r["hm"],
             "ipo_src": source_of(r), "control_src": source_of(r, r["control"]), "template": r["best_template"],
-            "tokens": r["llm_tokens_in"] + r["llm_tokens_out"], "minutes": r["minutes"], "calls": r.get("llm_calls", 0),
-            "valid_rate": r.get("valid_rate"), "desc_words": description_words_used(run, r)}
+            "tokens": r["llm_tokens_in"] + r["llm_tokens_out"], "tokens_out": r["llm_tokens_out"], "minutes": r["minutes"],
+            "calls": call_counts(run), "desc_words": description_words_used(run)}
 
 
 def wtl(d: list[float], eps: float = 1e-9) -> str:
@@ -158,9 +166,12 @@ def fair_table(table: dict[int, dict], label: str) -> None:
     used = [table[s]["desc_words"] for s in seeds]
     print(f"LLM templates using a description word the baseline lacks: {sum(u[0] for u in used)} of {sum(u[1] for u in used)}; "
           f"the LLM's best minus the seeds' best training accuracy: {mean_sd([100 * u[2] for u in used])} points")
+    calls, steps, asked, usable = (sum(table[s]["calls"][i] for s in seeds) for i in range(4))
     print(f"per run: {statistics.mean(table[s]['tokens'] for s in seeds):.0f} LLM tokens, "
-          f"{statistics.mean(table[s]['calls'] for s in seeds):.1f} calls, "
-          f"{statistics.mean(table[s]['minutes'] for s in seeds):.1f} min (last call of the run)")
+          f"{calls / len(seeds):.1f} calls, {statistics.mean(table[s]['minutes'] for s in seeds):.1f} min (last call of the run)")
+    print(f"LLM calls per step {calls / max(steps, 1):.2f}; usable candidates {usable} of {asked} asked for "
+          f"({100 * usable / max(asked, 1):.1f} %); completion tokens per usable candidate "
+          f"{sum(table[s]['tokens_out'] for s in seeds) / max(usable, 1):.1f}")
 
 
 def main() -> int:
