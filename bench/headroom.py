@@ -12,7 +12,10 @@ and prints, per split:
   - how many LLM templates (and control draws) are at least ``--margin`` H points better on test
     than the seeds alone, and how many of them also score at least as well on training accuracy
     (the ones selection on train could have picked);
-  - the rank correlation between training accuracy and test H over all scored templates.
+  - the rank correlation between training accuracy and test H over all scored templates;
+
+then the same runs re-ranked by each training-only rule (train, loss), the method's pool and the
+control's, with the paired difference: whether another rule would have picked better.
 
     .venv/bin/python bench/headroom.py --runs /tmp/controls           # a controls.py --out folder
     .venv/bin/python bench/headroom.py --runs RUN_DIR [RUN_DIR ...]
@@ -26,6 +29,10 @@ import argparse
 import statistics
 import sys
 from pathlib import Path
+
+
+#: selection rules that need no validation images: every run can be re-ranked by them
+RULES = ("train", "loss")
 
 
 def run_dirs(paths: list[str]) -> list[Path]:
@@ -88,7 +95,12 @@ def measure(path: Path, margin: float) -> dict:
         return {"n": len(items), "best": max((scores[s.template] for s in items), default=float("nan")),
                 "better": len(better), "findable": sum(s.accuracy >= floor_train for s in better)}
 
-    return {"run": path, "seed_pick": seed_pick.template if seed_pick else "", "floor": floor,
+    picks = {}
+    for rule in RULES:
+        for pool in ("method", "control"):
+            ranked = run.ranked(rule, pool) if pool == "method" or control else []
+            picks[(pool, rule)] = scores.get(ranked[0].template, float("nan")) if ranked else float("nan")
+    return {"run": path, "seed_pick": seed_pick.template if seed_pick else "", "floor": floor, "picks": picks,
             "selected": scores.get(run.require_result().best_template, float("nan")),
             "seed": part("seed"), "llm": part("llm"), "control": part("control"),
             "rho": spearman([s.accuracy for s in everything], [scores[s.template] for s in everything])}
@@ -130,6 +142,15 @@ def main(argv: list[str] | None = None) -> int:
           f"runs with a findable better LLM template: {sum(r['llm']['findable'] > 0 for r in rows)}/{len(rows)}; "
           f"with a findable better control draw: {sum(r['control']['findable'] > 0 for r in rows)}/{len(rows)}; "
           f"rho {mean_sd([r['rho'] for r in rows])}")
+    print("\nThe same runs re-ranked by each training-only rule (method pool and control pool, the same rule for both;"
+          " test H in %):\n")
+    print("| rule | method | control | method − control (paired) | wins/ties/losses |\n|---|---|---|---|---|")
+    for rule in RULES:
+        method = [r["picks"][("method", rule)] for r in rows]
+        control = [r["picks"][("control", rule)] for r in rows]
+        diff = [a - b for a, b in zip(method, control) if a == a and b == b]
+        wtl = f"{sum(d > 1e-9 for d in diff)}/{sum(abs(d) <= 1e-9 for d in diff)}/{sum(d < -1e-9 for d in diff)}"
+        print(f"| {rule} | {mean_sd(method)} | {mean_sd(control)} | {mean_sd(diff)} | {wtl} |")
     return 0
 
 

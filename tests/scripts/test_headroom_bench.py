@@ -58,3 +58,7 @@ def test_every_template_of_a_run_and_its_control_is_evaluated(tmp_path):
     result = json.loads((out / "result.json").read_text())
     assert float(cells[2]) == pytest.approx(100 * result["hm"], abs=0.05)
     assert re.search(r"over 1 runs \(mean ± sd\)", done.stdout)
+    # re-ranked by the run's own rule (train), the method's pick is the template the run selected
+    rules = {m.group(1): float(m.group(2)) for m in re.finditer(r"^\| (train|loss) \| ([\d.]+) ± ", done.stdout, re.M)}
+    assert set(rules) == {"train", "loss"}
+    assert rules["train"] == pytest.approx(100 * result["hm"], abs=0.005)
