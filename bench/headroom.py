@@ -30,6 +30,10 @@ import statistics
 import sys
 from pathlib import Path
 
+import numpy as np
+from agreement import spearman  # bench/agreement.py: ties share their mean rank, NaN when constant
+from controls import wtl
+
 
 #: selection rules that need no validation images: every run can be re-ranked by them
 RULES = ("train", "loss")
@@ -50,41 +54,19 @@ def run_dirs(paths: list[str]) -> list[Path]:
     return found
 
 
-def spearman(xs: list[float], ys: list[float]) -> float:
-    """Spearman's rank correlation, ties given their mean rank; NaN when either side is constant."""
-    def ranks(v: list[float]) -> list[float]:
-        order = sorted(range(len(v)), key=v.__getitem__)
-        r = [0.0] * len(v)
-        i = 0
-        while i < len(order):
-            j = i
-            while j + 1 < len(order) and v[order[j + 1]] == v[order[i]]:
-                j += 1
-            for k in range(i, j + 1):
-                r[order[k]] = (i + j) / 2
-            i = j + 1
-        return r
-
-    rx, ry = ranks(xs), ranks(ys)
-    if len(set(rx)) < 2 or len(set(ry)) < 2:
-        return float("nan")
-    mx, my = statistics.fmean(rx), statistics.fmean(ry)
-    cov = sum((a - mx) * (b - my) for a, b in zip(rx, ry))
-    return cov / (sum((a - mx) ** 2 for a in rx) * sum((b - my) ** 2 for b in ry)) ** 0.5
-
-
 def measure(path: Path, margin: float) -> dict:
     from ipo_vlm.runs.run import Run
 
     run = Run.open(path, need_result=True)
+    from ipo_vlm.scored import best_first
+
     method = run.history
     control = [s.with_(source="control") for s in run.control_history()]
-    everything = method + [s for s in control if s.template not in {m.template for m in method}]
+    in_method = {m.template for m in method}
+    everything = method + [s for s in control if s.template not in in_method]
     task = run.task()
     scores = {e.template: 100 * e.hm for e in task.evaluate(list(dict.fromkeys(s.template for s in everything)))}
     seeds = [s for s in method if s.source == "seed"]
-    from ipo_vlm.scored import best_first
-
     seed_pick = best_first(seeds, run.select_on)[0] if seeds else None
     floor = scores[seed_pick.template] if seed_pick else float("nan")
     floor_train = seed_pick.accuracy if seed_pick else float("nan")
@@ -103,7 +85,7 @@ def measure(path: Path, margin: float) -> dict:
     return {"run": path, "seed_pick": seed_pick.template if seed_pick else "", "floor": floor, "picks": picks,
             "selected": scores.get(run.require_result().best_template, float("nan")),
             "seed": part("seed"), "llm": part("llm"), "control": part("control"),
-            "rho": spearman([s.accuracy for s in everything], [scores[s.template] for s in everything])}
+            "rho": spearman(np.array([s.accuracy for s in everything]), np.array([scores[s.template] for s in everything]))}
 
 
 def mean_sd(values: list[float]) -> str:
@@ -149,8 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         method = [r["picks"][("method", rule)] for r in rows]
         control = [r["picks"][("control", rule)] for r in rows]
         diff = [a - b for a, b in zip(method, control) if a == a and b == b]
-        wtl = f"{sum(d > 1e-9 for d in diff)}/{sum(abs(d) <= 1e-9 for d in diff)}/{sum(d < -1e-9 for d in diff)}"
-        print(f"| {rule} | {mean_sd(method)} | {mean_sd(control)} | {mean_sd(diff)} | {wtl} |")
+        print(f"| {rule} | {mean_sd(method)} | {mean_sd(control)} | {mean_sd(diff)} | {wtl(diff)} |")
     return 0
 
 

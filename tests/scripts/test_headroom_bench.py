@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from helpers.bench import make_world
 
@@ -19,20 +20,22 @@ from ipo_vlm.cli.main import main
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _headroom_module():
-    spec = importlib.util.spec_from_file_location("headroom", REPO / "bench" / "headroom.py")
+def _agreement_module():
+    # the rank correlation headroom.py prints is bench/agreement.py's
+    spec = importlib.util.spec_from_file_location("agreement", REPO / "bench" / "agreement.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
 def test_rank_correlation_orders_ties_and_constants():
-    spearman = _headroom_module().spearman
-    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
-    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    spearman = _agreement_module().spearman
+    a = np.array
+    assert spearman(a([1, 2, 3, 4]), a([10, 20, 30, 40])) == pytest.approx(1.0)
+    assert spearman(a([1, 2, 3, 4]), a([4, 3, 2, 1])) == pytest.approx(-1.0)
     # ties take their mean rank: x ranks (0.5, 0.5, 2, 3) against y ranks (0, 1, 2, 3)
-    assert spearman([5, 5, 6, 7], [1, 2, 3, 4]) == pytest.approx(0.9486833, abs=1e-6)
-    assert math.isnan(spearman([1, 1, 1], [1, 2, 3]))
+    assert spearman(a([5, 5, 6, 7]), a([1, 2, 3, 4])) == pytest.approx(0.9486833, abs=1e-6)
+    assert math.isnan(spearman(a([1, 1, 1]), a([1, 2, 3])))
 
 
 def test_every_template_of_a_run_and_its_control_is_evaluated(tmp_path):
