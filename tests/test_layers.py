@@ -3,13 +3,12 @@ running one way down the layers, and no module too long to read."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
+from helpers.scripts import load_script
+
 ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("import_cycles", ROOT / "scripts" / "import_cycles.py")
-import_cycles = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(import_cycles)
+import_cycles = load_script("scripts/import_cycles.py")
 
 # lower layers first; a module may import its own layer and the ones before it
 LAYERS = [

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import difflib
-import importlib.util
 from pathlib import Path
+
+from helpers.scripts import load_script
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def _generator():
-    spec = importlib.util.spec_from_file_location("gen_docs_reference", REPO / "scripts" / "gen_docs_reference.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("scripts/gen_docs_reference.py")
 
 
 def test_the_reference_pages_are_current():

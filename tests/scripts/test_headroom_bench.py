@@ -3,7 +3,6 @@ on a tiny world (real hf: CLIP code path, scripted LLM)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import re
@@ -14,22 +13,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers.bench import make_world
+from helpers.scripts import load_script
 
 from ipo_vlm.cli.main import main
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _agreement_module():
-    # the rank correlation headroom.py prints is bench/agreement.py's
-    spec = importlib.util.spec_from_file_location("agreement", REPO / "bench" / "agreement.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_rank_correlation_orders_ties_and_constants():
-    spearman = _agreement_module().spearman
+    spearman = load_script("bench/agreement.py").spearman  # the rank correlation headroom.py prints
     a = np.array
     assert spearman(a([1, 2, 3, 4]), a([10, 20, 30, 40])) == pytest.approx(1.0)
     assert spearman(a([1, 2, 3, 4]), a([4, 3, 2, 1])) == pytest.approx(-1.0)
