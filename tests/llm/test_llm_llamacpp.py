@@ -18,6 +18,10 @@ def test_spec_options_and_defaults(tmp_path: Path) -> None:
     assert (llm.n_ctx, llm.reuse_prefix, llm.model_id, llm.max_concurrency) == (8192, False, "llamacpp:m.gguf", 1)
     default = create_llm(f"llamacpp:{gguf}")
     assert default.n_ctx == 4096 and default.reuse_prefix is True and default.n_threads >= 1
+    grammar_first = load_llamacpp(f"{gguf}?grammar_first=true")
+    assert default.grammar_first is False and grammar_first.grammar_first is True
+    # the two samplers answer differently: their answers are cached apart
+    assert grammar_first.cache_id == grammar_first.model_id != default.cache_id
     with pytest.raises(ConfigError, match="unknown llamacpp option 'gpu'"):
         load_llamacpp(f"{gguf}?gpu=1")
     with pytest.raises(ConfigError, match="n_ctx"):

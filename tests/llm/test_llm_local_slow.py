@@ -36,13 +36,15 @@ def load_local_or_fail():  # noqa: ANN201 - the backend type lives behind an opt
 
 @pytest.mark.slow
 def test_local_model_returns_only_valid_templates_and_reuses_the_prompt_prefix() -> None:
+    # A word limit keeps the answer inside its token budget: without one a line may run to the
+    # parser's character limit, and the model sometimes writes such lines (either sampler order).
     llm = load_local_or_fail()
     results = []
     for n in (3, 2):
         request = LLMRequest(
             messages=(("system", SYSTEM), ("user", ASK.format(n=n))),
             temperature=1.1, top_p=0.95, repeat_penalty=1.2, max_tokens=160, seed=1,
-            constraint=OutputConstraint(n),
+            constraint=OutputConstraint(n, max_words=12),
         )
         resp = llm.complete(request)
         assert resp.text.endswith("\n"), resp.text  # every line is newline-terminated
@@ -53,6 +55,8 @@ def test_local_model_returns_only_valid_templates_and_reuses_the_prompt_prefix()
             template = line[len(f"{k}. "):]
             assert template.count("<CLASS>") == 1 and template.replace("<CLASS>", "").strip(), line
         assert resp.tokens_in > 50 and resp.tokens_out > 0
+        # sampled check-first by default: the grammar refused some draws, or none
+        assert 0 <= resp.extra["grammar_redraws"] <= resp.tokens_out
         results.append(resp)
     # The second prompt differs only near its end: the shared system + memory prefix is reused.
     assert results[1].extra["prefix_reused_tokens"] > 40
@@ -107,3 +111,34 @@ def test_a_word_limited_step_on_the_local_model_yields_the_requested_templates(t
     from ipo_vlm.prompting.parse import word_count
 
     assert all(word_count(t) <= 16 and t.count("{}") == 1 for t in step["candidates"])
+
+
+@pytest.mark.slow
+def test_check_first_sampling_redraws_what_the_grammar_refuses() -> None:
+    """The default sampler lets the grammar judge only the drawn token. With a grammar the model
+    would not follow by itself (every word made of the letters z and q), draws are refused and
+    redrawn under the whole grammar, and the answer still matches it exactly; with the grammar
+    before every draw (llama-cpp-python's own order) it matches too."""
+    import llama_cpp
+
+    from ipo_vlm.llm.llamacpp_sampling import check_first_llama
+    from ipo_vlm.llm.local_model import ensure_local_model
+
+    strict = 'root ::= "1. " word (" " word)? " <CLASS>\\n"\nword ::= [zq] [zq]? [zq]?\n'
+    grammar = llama_cpp.LlamaGrammar.from_string(strict, verbose=False)
+    messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": ASK.format(n=1)}]
+    path = str(ensure_local_model())
+    for check_first in (True, False):
+        build = check_first_llama if check_first else llama_cpp.Llama
+        llama = build(model_path=path, n_ctx=1024, verbose=False)
+        try:
+            out = llama.create_chat_completion(messages=messages, grammar=grammar, temperature=1.1, top_p=0.95,
+                                               max_tokens=24, seed=3)
+            text = out["choices"][0]["message"]["content"]
+            assert grammar_accepts(llama, strict, text), text
+            assert out["choices"][0]["finish_reason"] == "stop", out
+            if check_first:
+                sampler = llama.last_sampler
+                assert 1 <= sampler.redraws <= sampler.draws, (sampler.redraws, sampler.draws)
+        finally:
+            llama.close()

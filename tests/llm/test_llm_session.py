@@ -78,6 +78,21 @@ def test_cache_key_covers_sampling_settings_and_sample_index(tmp_path: Path) -> 
     assert request_key(req("a"), "m1") != request_key(req("a"), "m2")
 
 
+def test_a_backend_cache_id_separates_answers_of_one_model(tmp_path: Path) -> None:
+    """A setting that changes a backend's answers (its ``cache_id``) gets its own cache entries,
+    while the records still name the model."""
+    cache = ResponseCache(tmp_path / "c.sqlite")
+    calls = tmp_path / "llm_calls.jsonl"
+    plain, other = CountingLLM(), CountingLLM()
+    other.cache_id = "fake:counting|other-sampler"
+    LLMSession(plain, cache=cache).complete(req("a"))
+    again = LLMSession(CountingLLM(), cache=cache).complete(req("a"))
+    assert again.cache_hit
+    answer = LLMSession(other, cache=cache, calls_path=calls).complete(req("a"))
+    assert not answer.cache_hit and other.calls == 1 and records(calls)[0]["model"] == "fake:counting"
+    assert LLMSession(other, cache=cache).complete(req("a")).cache_hit
+
+
 def test_cache_persists_across_instances_and_use_cache_false_bypasses_it(tmp_path: Path) -> None:
     path = tmp_path / "c.sqlite"
     llm = CountingLLM()

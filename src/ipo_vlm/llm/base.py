@@ -63,6 +63,9 @@ class LLMResponse:
 
 @runtime_checkable
 class LLM(Protocol):
+    """A chat backend. It may also have ``cache_id`` (the response cache's key for it, when a
+    setting besides the model changes its answers) and ``max_concurrency``."""
+
     model_id: str
 
     def complete(self, request: LLMRequest) -> LLMResponse: ...

@@ -6,8 +6,12 @@ then keeps the KV cache of the longest common prompt prefix, so an optimizer ste
 meta-prompt only changes near its end re-evaluates just that tail. Each call records how many
 prompt tokens it reused (``extra["prefix_reused_tokens"]``).
 
+Grammar-constrained answers are sampled check-first (:mod:`ipo_vlm.llm.llamacpp_sampling`): the
+grammar judges the one drawn token and only a refused draw runs it over the whole vocabulary.
+``grammar_first=true`` restores llama-cpp-python's own order (the grammar before every draw).
+
 Options ride on the spec as a query string (``llamacpp:/m.gguf?n_ctx=8192&seed=3``) or as
-keyword arguments: ``n_ctx``, ``n_threads``, ``seed``, ``reuse_prefix``."""
+keyword arguments: ``n_ctx``, ``n_threads``, ``seed``, ``reuse_prefix``, ``grammar_first``."""
 
 from __future__ import annotations
 
@@ -23,11 +27,12 @@ from typing import Any
 from ipo_vlm.errors import BackendError, ConfigError, LLMError
 from ipo_vlm.llm.base import LLMRequest, LLMResponse, OutputConstraint
 from ipo_vlm.llm.constraint import template_grammar
+from ipo_vlm.llm.llamacpp_sampling import check_first_llama
 from ipo_vlm.registry import boolean, int_at_least, integer, positive_int, spec_options, takes_options
 
 log = logging.getLogger(__name__)
 
-_INSTANCES: dict[tuple[str, int, int], Any] = {}
+_INSTANCES: dict[tuple[str, int, int, bool], Any] = {}
 _INSTANCES_LOCK = threading.Lock()
 
 
@@ -41,17 +46,16 @@ def _import_llama_cpp() -> Any:
     return llama_cpp
 
 
-def shared_llama(path: Path, n_ctx: int, n_threads: int) -> Any:
+def shared_llama(path: Path, n_ctx: int, n_threads: int, grammar_first: bool = False) -> Any:
     """The process-wide ``Llama`` for this file and context size, loaded on first use."""
-    key = (str(path.resolve()), n_ctx, n_threads)
+    key = (str(path.resolve()), n_ctx, n_threads, grammar_first)
     with _INSTANCES_LOCK:
         if key not in _INSTANCES:
             llama_cpp = _import_llama_cpp()
+            build = llama_cpp.Llama if grammar_first else check_first_llama
             start = time.perf_counter()
             try:
-                _INSTANCES[key] = llama_cpp.Llama(
-                    model_path=str(path), n_ctx=n_ctx, n_threads=n_threads, verbose=False
-                )
+                _INSTANCES[key] = build(model_path=str(path), n_ctx=n_ctx, n_threads=n_threads, verbose=False)
             except (ValueError, RuntimeError) as e:
                 raise BackendError(f"cannot load GGUF model {path}: {e}") from None
             log.info("loaded %s in %.1fs", path.name, time.perf_counter() - start)
@@ -94,6 +98,7 @@ class LlamaCppLLM:
         n_threads: int | None = None,
         seed: int = 0,
         reuse_prefix: bool = True,
+        grammar_first: bool = False,
     ) -> None:
         self.path = Path(path).expanduser()
         if not self.path.is_file():
@@ -103,11 +108,18 @@ class LlamaCppLLM:
         self.n_ctx = n_ctx
         self.n_threads = n_threads or os.cpu_count() or 1
         self.reuse_prefix = reuse_prefix
+        self.grammar_first = grammar_first
         # Seeds for requests that carry none: drawn from a seeded generator, so samples differ
         # from call to call yet a run replays exactly.
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._grammars: dict[OutputConstraint, Any] = {}
+
+    @property
+    def cache_id(self) -> str:
+        """The response cache's key for this backend: check-first sampling draws other answers
+        than the grammar-first order that earlier answers were cached under."""
+        return self.model_id if self.grammar_first else f"{self.model_id}|check-first"
 
     @staticmethod
     def check_settings(n_ctx: int = 4096, **_: Any) -> None:
@@ -118,7 +130,7 @@ class LlamaCppLLM:
     @property
     def llama(self) -> Any:
         """The shared ``Llama`` instance (loads the model on first access)."""
-        return shared_llama(self.path, self.n_ctx, self.n_threads)
+        return shared_llama(self.path, self.n_ctx, self.n_threads, self.grammar_first)
 
     def check(self) -> None:
         """Preflight: llama-cpp-python imports and the model loads."""
@@ -152,6 +164,8 @@ class LlamaCppLLM:
                 kwargs["grammar"] = self._grammar(request.constraint)
             if not self.reuse_prefix:
                 llm.reset()
+            if hasattr(llm, "last_sampler"):
+                llm.last_sampler = None
             before = llm._input_ids.copy()  # what the KV cache holds now
             start = time.perf_counter()
             try:
@@ -159,6 +173,8 @@ class LlamaCppLLM:
             except (ValueError, RuntimeError) as e:
                 raise LLMError(f"{self.model_id}: {e}") from None
             latency = time.perf_counter() - start
+            sampler = getattr(llm, "last_sampler", None)
+            redraws = sampler.redraws if sampler is not None and request.constraint is not None else None
             usage = out.get("usage") or {}
             tin = int(usage.get("prompt_tokens", 0))
             reused = min(_common_prefix(before, llm._input_ids), tin) if len(before) else 0
@@ -170,11 +186,13 @@ class LlamaCppLLM:
             tokens_in=tin,
             tokens_out=int(usage.get("completion_tokens", 0)),
             latency_s=latency,
-            extra={"prefix_reused_tokens": reused, "seed": seed, "finish_reason": choice.get("finish_reason")},
+            extra={"prefix_reused_tokens": reused, "seed": seed, "finish_reason": choice.get("finish_reason"),
+                   **({"grammar_redraws": redraws} if redraws is not None else {})},
         )
 
 
-_OPTION_TYPES: dict[str, Any] = {"n_ctx": int_at_least(256), "n_threads": positive_int, "seed": integer, "reuse_prefix": boolean}
+_OPTION_TYPES: dict[str, Any] = {"n_ctx": int_at_least(256), "n_threads": positive_int, "seed": integer, "reuse_prefix": boolean,
+                                "grammar_first": boolean}
 
 
 @takes_options(**_OPTION_TYPES)

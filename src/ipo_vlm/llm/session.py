@@ -57,6 +57,12 @@ class LLMSession:
     def model_id(self) -> str:
         return self.llm.model_id
 
+    @property
+    def cache_id(self) -> str:
+        """What the response cache keys answers by: the backend's ``cache_id`` where it has one
+        (the model plus any setting that changes its answers to the same request), else its model."""
+        return getattr(self.llm, "cache_id", None) or self.llm.model_id
+
     def remaining_tokens(self) -> int | None:
         """Tokens left in the budget, or ``None`` when there is no budget."""
         if self.max_total_tokens is None:
@@ -88,7 +94,7 @@ class LLMSession:
         The budget is a hard cap: a call that could cross it (its estimated prompt tokens plus
         ``max_tokens``) is not made and ``BudgetExceeded`` is raised instead; an answer the
         response cache already holds costs nothing and is always served."""
-        if self.max_total_tokens is not None and not (use_cache and self.cache is not None and self.cache.get(request, self.llm.model_id)):
+        if self.max_total_tokens is not None and not (use_cache and self.cache is not None and self.cache.get(request, self.cache_id)):
             self.check_budget(request)
         return self._complete(request, annotate, use_cache)
 
@@ -115,8 +121,8 @@ class LLMSession:
 
     def _complete(self, request: LLMRequest, annotate: Annotate | None, use_cache: bool) -> LLMResponse:
         call_id = uuid.uuid4().hex[:16]
-        model_id = self.llm.model_id
-        cached = self.cache.get(request, model_id) if (self.cache is not None and use_cache) else None
+        cache_id = self.cache_id
+        cached = self.cache.get(request, cache_id) if (self.cache is not None and use_cache) else None
         if cached is not None:
             self.cache_hits += 1
             cached.call_id = call_id
@@ -133,7 +139,7 @@ class LLMSession:
         if not resp.latency_s:
             resp.latency_s = time.perf_counter() - start
         if self.cache is not None and use_cache:
-            self.cache.put(request, model_id, resp)
+            self.cache.put(request, cache_id, resp)
         self._finish(call_id, request, resp, None, annotate)
         return resp
 
