@@ -14,6 +14,10 @@ and prints, per split:
     (the ones selection on train could have picked);
   - the rank correlation between training accuracy and test H over all scored templates;
 
+then where selection loses: for the method's pool and the control's, the pool's best template on
+test against the one the run's rule picked, on the base and on the novel classes' test accuracy
+(a loss on novel only means the pick fits the training classes, not the images);
+
 then the same runs re-ranked by each training-only rule (train, loss), the method's pool and the
 control's, with the paired difference: whether another rule would have picked better.
 
@@ -65,7 +69,8 @@ def measure(path: Path, margin: float) -> dict:
     in_method = {m.template for m in method}
     everything = method + [s for s in control if s.template not in in_method]
     task = run.task()
-    scores = {e.template: 100 * e.hm for e in task.evaluate(list(dict.fromkeys(s.template for s in everything)))}
+    evaluated = {e.template: e for e in task.evaluate(list(dict.fromkeys(s.template for s in everything)))}
+    scores = {t: 100 * e.hm for t, e in evaluated.items()}
     seeds = [s for s in method if s.source == "seed"]
     seed_pick = best_first(seeds, run.select_on)[0] if seeds else None
     floor = scores[seed_pick.template] if seed_pick else float("nan")
@@ -77,6 +82,15 @@ def measure(path: Path, margin: float) -> dict:
         return {"n": len(items), "best": max((scores[s.template] for s in items), default=float("nan")),
                 "better": len(better), "findable": sum(s.accuracy >= floor_train for s in better)}
 
+    def loss(pool: list) -> dict[str, float]:
+        """The pool's best on test minus the run rule's pick, in base and novel accuracy points."""
+        if not pool:
+            return {"base": float("nan"), "novel": float("nan"), "hm": float("nan")}
+        best = evaluated[max(pool, key=lambda s: scores[s.template]).template]
+        pick = evaluated[best_first(pool, run.select_on)[0].template]
+        return {k: 100 * (getattr(best, f) - getattr(pick, f)) for k, f in
+                (("base", "base_acc"), ("novel", "novel_acc"), ("hm", "hm"))}
+
     picks = {}
     for rule in RULES:
         for pool in ("method", "control"):
@@ -85,6 +99,7 @@ def measure(path: Path, margin: float) -> dict:
     return {"run": path, "seed_pick": seed_pick.template if seed_pick else "", "floor": floor, "picks": picks,
             "selected": scores.get(run.require_result().best_template, float("nan")),
             "seed": part("seed"), "llm": part("llm"), "control": part("control"),
+            "lost": {"method": loss(method), "control": loss(control)},
             "rho": spearman(np.array([s.accuracy for s in everything]), np.array([scores[s.template] for s in everything]))}
 
 
@@ -124,6 +139,13 @@ def main(argv: list[str] | None = None) -> int:
           f"runs with a findable better LLM template: {sum(r['llm']['findable'] > 0 for r in rows)}/{len(rows)}; "
           f"with a findable better control draw: {sum(r['control']['findable'] > 0 for r in rows)}/{len(rows)}; "
           f"rho {mean_sd([r['rho'] for r in rows])}")
+    print("\nWhere selection loses: the pool's best on test minus the template the run's rule picked "
+          "(accuracy points, mean ± sd over runs):\n")
+    print("| pool | base | novel | H |\n|---|---|---|---|")
+    for pool in ("method", "control"):
+        lost = [r["lost"][pool] for r in rows]
+        print(f"| {pool} | {mean_sd([x['base'] for x in lost])} | {mean_sd([x['novel'] for x in lost])} "
+              f"| {mean_sd([x['hm'] for x in lost])} |")
     print("\nThe same runs re-ranked by each training-only rule (method pool and control pool, the same rule for both;"
           " test H in %):\n")
     print("| rule | method | control | method − control (paired) | wins/ties/losses |\n|---|---|---|---|---|")

@@ -57,3 +57,9 @@ def test_every_template_of_a_run_and_its_control_is_evaluated(tmp_path):
     rules = {m.group(1): float(m.group(2)) for m in re.finditer(r"^\| (train|loss) \| ([\d.]+) ± ", done.stdout, re.M)}
     assert set(rules) == {"train", "loss"}
     assert rules["train"] == pytest.approx(100 * result["hm"], abs=0.005)
+    # where selection loses: the pool's best on test against the pick, which is the selected template
+    lost = re.search(r"^\| method \| (-?[\d.]+) ± [\d.]+ \| (-?[\d.]+) ± [\d.]+ \| (-?[\d.]+) ± ", done.stdout, re.M)
+    assert lost, done.stdout
+    best = max(float(cells[3]), float(cells[4]))  # best seed, best LLM template
+    assert float(lost.group(3)) == pytest.approx(best - 100 * result["hm"], abs=0.06)
+    assert float(lost.group(3)) >= 0
