@@ -22,16 +22,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from controls import seeds_arg  # bench/controls.py: "1-10" or "1,3,5"
+
 from ipo_vlm.llm.local_model import model_path
 
 DEFAULT_SPECS = ("check-first=local", "grammar-first=local?grammar_first=true")
-
-
-def parse_seeds(text: str) -> list[int]:
-    if "-" in text:
-        lo, hi = text.split("-", 1)
-        return list(range(int(lo), int(hi) + 1))
-    return [int(s) for s in text.split(",")]
 
 
 def one_demo(spec: str, seed: int, work: Path, steps: int | None = None) -> dict[str, float]:
@@ -59,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("give exactly two --spec NAME=LLM_SPEC")
     names = list(specs)
     rows: dict[str, list[dict[str, float]]] = {name: [] for name in names}
-    for r, seed in enumerate(parse_seeds(args.seeds)):
+    for r, seed in enumerate(seeds_arg(args.seeds)):
         for name in names if r % 2 == 0 else reversed(names):
             with tempfile.TemporaryDirectory(prefix="ipo-demo-time-") as tmp:
                 row = one_demo(specs[name], seed, Path(tmp), args.steps)

@@ -32,14 +32,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from controls import seeds_arg  # bench/controls.py: "1-10" or "1,3,5"
+
 VARIANTS = ("before", "after")
-
-
-def seeds_arg(text: str) -> list[int]:
-    if "-" in text:
-        a, b = text.split("-")
-        return list(range(int(a), int(b) + 1))
-    return [int(x) for x in text.split(",")]
 
 
 def use_variant(variant: str) -> None:
