@@ -24,7 +24,7 @@ def test_split_spec_keeps_options_off_the_scheme() -> None:
     "create, spec, message",
     [
         (create_llm, "local?n_ctx=-5", r"bad value for local LLM option 'n_ctx': '-5' \(expected an integer >= 256\)"),
-        (create_llm, "local?gpu=1", r"unknown local LLM option 'gpu'; known: n_ctx, n_threads, reuse_prefix, seed"),
+        (create_llm, "local?gpu=1", r"unknown local LLM option 'gpu'; known: grammar_first, n_ctx, n_threads, reuse_prefix, seed"),
         (create_llm, "llamacpp:/m.gguf?reuse_prefix=maybe", r"'reuse_prefix': 'maybe' \(expected true or false\)"),
         (create_llm, "openai:gpt-4o-mini?concurrency=0", r"openai LLM option 'concurrency': '0' \(expected an integer >= 1\)"),
         (create_llm, "scripted:/x.json?delay_s=soon", r"scripted LLM option 'delay_s'"),
