@@ -34,8 +34,10 @@ def one_demo(spec: str, seed: int, work: Path, steps: int | None = None) -> dict
     env = {**os.environ, "IPO_CACHE_DIR": str(work / "cache"), "IPO_MODEL_DIR": str(model_path().parent)}
     out = work / "run"
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "ipo_vlm.cli.main", "demo", "--out", str(out), "--seed", str(seed),
-                    "--llm", spec, *(["--steps", str(steps)] if steps else [])], env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    command = [sys.executable, "-m", "ipo_vlm.cli.main", "demo", "--out", str(out), "--seed", str(seed), "--llm", spec]
+    if steps:
+        command += ["--steps", str(steps)]
+    subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wall = time.perf_counter() - start
     calls = [json.loads(line) for line in (out / "llm_calls.jsonl").read_text().splitlines()]
     result = json.loads((out / "result.json").read_text())

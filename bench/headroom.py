@@ -60,10 +60,9 @@ def run_dirs(paths: list[str]) -> list[Path]:
 
 def measure(path: Path, margin: float) -> dict:
     from ipo_vlm.runs.run import Run
-
-    run = Run.open(path, need_result=True)
     from ipo_vlm.scored import best_first
 
+    run = Run.open(path, need_result=True)
     method = run.history
     control = [s.with_(source="control") for s in run.control_history()]
     in_method = {m.template for m in method}

@@ -164,8 +164,6 @@ class LlamaCppLLM:
                 kwargs["grammar"] = self._grammar(request.constraint)
             if not self.reuse_prefix:
                 llm.reset()
-            if hasattr(llm, "last_sampler"):
-                llm.last_sampler = None
             before = llm._input_ids.copy()  # what the KV cache holds now
             start = time.perf_counter()
             try:
@@ -173,6 +171,7 @@ class LlamaCppLLM:
             except (ValueError, RuntimeError) as e:
                 raise LLMError(f"{self.model_id}: {e}") from None
             latency = time.perf_counter() - start
+            # a constrained request always builds its own sampler, so this one is the call's
             sampler = getattr(llm, "last_sampler", None)
             redraws = sampler.redraws if sampler is not None and request.constraint is not None else None
             usage = out.get("usage") or {}
