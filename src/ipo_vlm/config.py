@@ -16,6 +16,8 @@ from ipo_vlm.scored import SELECTION_KEYS
 DEFAULT_VLM = "hf:openai/clip-vit-base-patch16"
 DEFAULT_METHOD = "ipo"
 CONTROLS = ("none", "random")
+#: how classes are divided into base and novel halves (``ipo_vlm.data.fewshot.class_halves``)
+CLASS_SPLITS = ("ordered", "random")
 #: closing instructions of IPO's meta-prompt (``ipo_vlm.prompting.render.META_PROMPT_STYLES``)
 META_PROMPT_STYLES = ("paper", "edit")
 #: what IPO's meta-prompt says about what makes a template work (``ipo_vlm.prompting.render.GUIDANCE``)
@@ -63,6 +65,9 @@ class DataConfig(_Settings):
     data_root: str | None = None
     shots: int = 16
     seed: int = 1
+    #: which classes are base: "ordered" (the first half of the labels, the protocol's) or
+    #: "random" (drawn from the seed, so each split has its own halves)
+    class_split: str = "ordered"
 
     def validate(self) -> None:
         # recorded absolute, so the run can be evaluated or resumed from any working directory
@@ -72,6 +77,8 @@ class DataConfig(_Settings):
             object.__setattr__(self, "dataset", str(Path(self.dataset).expanduser().resolve()))
         if self.shots < 1:
             raise ConfigError(f"shots must be >= 1, got {self.shots}")
+        if self.class_split not in CLASS_SPLITS:
+            raise ConfigError(f"class_split must be one of {', '.join(CLASS_SPLITS)}; got {self.class_split!r}")
 
 
 @dataclass(frozen=True)

@@ -95,6 +95,26 @@ def test_evaluate_json_matches_the_run_result(env, capsys):
     assert base["novel_acc"] == pytest.approx(result["baseline"]["novel_acc"])
 
 
+def test_a_random_class_split_is_drawn_once_and_kept_by_evaluate(env, capsys, tmp_path):
+    from ipo_vlm.data import load_dataset
+    from ipo_vlm.data.fewshot import class_halves
+
+    out = tmp_path / "run"
+    assert main(base_args(env, out, "--steps", "1", "--set", "data.class_split=random", "--set", "data.seed=3")) == 0
+    split = json.loads((out / "split.json").read_text())
+    names = load_dataset("demo").info.classnames
+    base, novel = class_halves(names, 3, "random")
+    assert split["base_labels"] == list(base) and split["novel_classnames"] == [names[i] for i in novel]
+    assert split["base_labels"] != [0, 1, 2, 3, 4]
+    result = json.loads((out / "result.json").read_text())
+    capsys.readouterr()
+    assert main(["evaluate", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["novel_acc"] == pytest.approx(result["novel_acc"])
+    assert main(base_args(env, tmp_path / "never", "--set", "data.class_split=shuffled")) == 2
+    assert "class_split must be one of ordered, random; got 'shuffled'" in capsys.readouterr().err
+    assert not (tmp_path / "never").exists()
+
+
 def test_resume_with_more_steps_continues_and_other_settings_are_refused(env, capsys, tmp_path):
     out = tmp_path / "run"
     assert main(base_args(env, out, "--steps", "2")) == 0

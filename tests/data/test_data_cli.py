@@ -39,6 +39,18 @@ def test_demo_summary_and_split_json(capsys, tmp_path):
     assert saved["seed"] == 3 and len(saved["samples"]["train"]) == 10
 
 
+def test_random_class_split(capsys):
+    rc, ordered, _ = run(capsys, "--dataset", "demo", "--shots", "1", "--seed", "3")
+    rc2, drawn, _ = run(capsys, "--dataset", "demo", "--shots", "1", "--seed", "3", "--class-split", "random")
+    assert rc == rc2 == 0
+    assert "base      t-shirt, trouser, pullover, dress, coat" in ordered
+    base = next(line for line in drawn.splitlines() if line.startswith("base "))
+    assert base != "base      t-shirt, trouser, pullover, dress, coat" and len(base[10:].split(", ")) == 5
+    with pytest.raises(SystemExit) as e:
+        main(["data", "--dataset", "demo", "--class-split", "shuffled"])
+    assert e.value.code == 2 and "argument --class-split: invalid choice" in capsys.readouterr().err
+
+
 def test_pets_via_alias(capsys, tmp_path):
     make_split_json_dataset(tmp_path, "oxford_pets", ["Abyssinian", "Bengal", "pug"], COUNTS)
     rc, out, _ = run(capsys, "--dataset", "OxfordPets", "--data-root", str(tmp_path), "--shots", "1")

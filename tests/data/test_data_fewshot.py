@@ -9,7 +9,8 @@ import logging
 import pytest
 from helpers.data_fixtures import make_split_json_dataset
 
-from ipo_vlm.data import TaskSplit, load_dataset, load_split, make_split
+from ipo_vlm.data import TaskSplit, base_novel_labels, load_dataset, load_split, make_split
+from ipo_vlm.data.fewshot import class_halves
 from ipo_vlm.errors import ConfigError, DataError
 
 
@@ -70,6 +71,53 @@ def test_labels_reindexed_within_each_half(demo):
     assert split.base_labels == (0, 1, 2, 3, 4) and split.novel_labels == (5, 6, 7, 8, 9)
     # every test image lands in exactly one half
     assert len(split.test_base) + len(split.test_novel) == len(demo.split("test"))
+
+
+def test_random_class_split_draws_the_halves_from_the_seed(demo):
+    names = demo.info.classnames
+    halves = []
+    for seed in range(1, 6):
+        split = make_split(demo, shots=2, seed=seed, class_split="random")
+        # recomputed from the documented rule: rank class names by sha256("<seed>:class:<name>")
+        ranked = sorted(names, key=lambda n: hashlib.sha256(f"{seed}:class:{n}".encode()).hexdigest())
+        assert set(split.base_classnames) == set(ranked[:5]) and set(split.novel_classnames) == set(ranked[5:])
+        # each half keeps the dataset's label order, and the labels name the same classes
+        assert list(split.base_labels) == sorted(split.base_labels)
+        assert tuple(names[i] for i in split.base_labels) == split.base_classnames
+        assert tuple(names[i] for i in split.novel_labels) == split.novel_classnames
+        assert all(split.base_classnames[s.label] == s.classname for s in split.train + split.test_base)
+        assert all(split.novel_classnames[s.label] == s.classname for s in split.train_novel + split.test_novel)
+        assert len(split.test_base) + len(split.test_novel) == len(demo.split("test"))
+        halves.append(split.base_classnames)
+    assert len(set(halves)) >= 3
+    assert make_split(demo, shots=2, seed=3, class_split="random") == make_split(demo, shots=2, seed=3, class_split="random")
+
+
+def test_class_split_changes_the_halves_not_the_shots(demo):
+    ordered = make_split(demo, shots=4, seed=2)
+    drawn = make_split(demo, shots=4, seed=2, class_split="random")
+    both = {s.ref for s in ordered.train + ordered.train_novel}
+    assert both == {s.ref for s in drawn.train + drawn.train_novel}
+    assert ordered.base_classnames != drawn.base_classnames
+
+
+@pytest.mark.parametrize("n", [2, 3, 7])
+def test_random_halves_have_the_protocols_sizes(n):
+    names = [f"c{i}" for i in range(n)]
+    for seed in range(1, 8):
+        base, novel = class_halves(names, seed, "random")
+        assert len(base) == len(base_novel_labels(n)[0]) and sorted(base + novel) == list(range(n))
+
+
+def test_unknown_class_split_is_a_config_error(demo):
+    with pytest.raises(ConfigError, match="class_split must be one of ordered, random; got 'shuffled'"):
+        make_split(demo, shots=1, seed=1, class_split="shuffled")
+
+
+def test_random_split_round_trips_through_json(demo, tmp_path):
+    split = make_split(demo, shots=2, seed=4, class_split="random")
+    split.save(tmp_path / "split.json")
+    assert load_split(tmp_path / "split.json", demo) == split
 
 
 def test_json_round_trip(demo, tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ipo_vlm.cli.common import add_data_args
+from ipo_vlm.config import CLASS_SPLITS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -13,6 +14,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_data_args(p, dataset_default="demo")
     p.add_argument("--shots", type=int, default=16, help="training images per class (default 16)")
     p.add_argument("--seed", type=int, default=1, help="sampling seed (1, 2, 3 by convention; default 1)")
+    p.add_argument("--class-split", choices=CLASS_SPLITS, default="ordered",
+                   help="base = the first half of the labels (ordered, the protocol's; default) or a half drawn from --seed (random)")
     p.add_argument("--out", default=None, metavar="SPLIT_JSON", help="write the split to this file")
     p.add_argument("--check-images", action="store_true", help="decode every chosen few-shot image")
     p.add_argument("--strict-shots", action="store_true",
@@ -35,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     if args.out:  # before any work, not after it; a split file inside a folder dataset would join its data
         check_output_path(args.out, "--out", data_root=getattr(ds, "image_dir", None))
         ensure_writable_file(args.out, "--out")
-    split = make_split(ds, shots=args.shots, seed=args.seed, strict=args.strict_shots)
+    split = make_split(ds, shots=args.shots, seed=args.seed, strict=args.strict_shots, class_split=args.class_split)
     if args.check_images:
         for name in ("train", "val", "train_novel"):
             for sample in split.part(name):

@@ -1,7 +1,11 @@
 """The few-shot base-to-novel protocol (CoOp / CoCoOp / IPO).
 
-Classes are sorted by label; the first ceil(n/2) are *base*, the rest *novel*, and labels are
-re-indexed within each half. K training images per class are drawn by ranking each class's
+Classes are sorted by label; the first ceil(n/2) are *base*, the rest *novel* (``class_split
+"ordered"``, the protocol's own), and labels are re-indexed within each half. ``class_split
+"random"`` draws which classes are base from the split's seed instead (the same hash ranking as
+the shots, so it is identical everywhere): where a dataset's label order groups kinds of objects
+(garments first, footwear last), ordered halves test transfer to another kind of object, and
+random halves test transfer to unseen classes of the same mix. K training images per class are drawn by ranking each class's
 refs by ``sha256(f"{seed}:{ref}")`` and taking the first K: no RNG stream is involved, so a
 split is identical on every machine and Python version, and the K-shot set contains every
 smaller-K set of the same seed. Validation takes min(K, 4) per class the same way.
@@ -20,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ipo_vlm.config import CLASS_SPLITS
 from ipo_vlm.data.base import Dataset, Sample, check_distinct_classnames
 from ipo_vlm.errors import ConfigError, DataError
 
@@ -142,6 +147,23 @@ def base_novel_labels(n_classes: int) -> tuple[tuple[int, ...], tuple[int, ...]]
     return tuple(range(cut)), tuple(range(cut, n_classes))
 
 
+def random_base_novel_labels(classnames: tuple[str, ...] | list[str], seed: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Halves of the same sizes as ``base_novel_labels``, with the base classes drawn by ranking
+    each class name by ``rank_key(seed, ...)``; each half keeps the dataset's label order."""
+    cut = math.ceil(len(classnames) / 2)
+    ranked = sorted(range(len(classnames)), key=lambda i: (rank_key(seed, f"class:{classnames[i]}"), i))
+    return tuple(sorted(ranked[:cut])), tuple(sorted(ranked[cut:]))
+
+
+def class_halves(classnames: tuple[str, ...] | list[str], seed: int, class_split: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The (base, novel) dataset labels of a split drawn with ``class_split``."""
+    if class_split == "ordered":
+        return base_novel_labels(len(classnames))
+    if class_split == "random":
+        return random_base_novel_labels(classnames, seed)
+    raise ConfigError(f"class_split must be one of {', '.join(CLASS_SPLITS)}; got {class_split!r}")
+
+
 def rank_key(seed: int, ref: str) -> str:
     """The sampling order of a ref for a seed: a hash, stable across machines and versions."""
     return hashlib.sha256(f"{seed}:{ref}".encode("utf-8")).hexdigest()
@@ -189,10 +211,12 @@ def _draw(ds: Dataset, shots: int, seed: int, strict: bool) -> tuple[list[list[S
     return train, val, short
 
 
-def make_split(ds: Dataset, shots: int, seed: int = 1, strict: bool = False, check: bool = True) -> TaskSplit:
+def make_split(ds: Dataset, shots: int, seed: int = 1, strict: bool = False, check: bool = True,
+               class_split: str = "ordered") -> TaskSplit:
     """Draw the seeded K-shot base-to-novel task of a dataset.
 
-    ``strict`` turns a class with fewer than ``shots`` training images into a ``DataError``;
+    ``class_split`` is ``"ordered"`` (the first half of the labels is base) or ``"random"``
+    (the base half drawn from ``seed``); ``strict`` turns a class with fewer than ``shots`` training images into a ``DataError``;
     ``check`` verifies that every chosen few-shot image and every test image exists."""
     if isinstance(shots, bool) or not isinstance(shots, int) or shots < 1:
         raise ConfigError(f"shots must be a positive integer, got {shots!r}")
@@ -202,9 +226,9 @@ def make_split(ds: Dataset, shots: int, seed: int = 1, strict: bool = False, che
     if len(names) < 2:
         raise DataError(f"dataset {ds.info.name!r} has {len(names)} class(es); a base/novel split needs 2 or more")
     check_distinct_classnames(names, where=f"dataset {ds.info.name!r}")
+    base, novel = class_halves(names, seed, class_split)
     train, val, short = _draw(ds, shots, seed, strict)
     _warn_short(short, shots)
-    base, novel = base_novel_labels(len(names))
     base_names = tuple(names[i] for i in base)
     novel_names = tuple(names[i] for i in novel)
     test = ds.split("test")

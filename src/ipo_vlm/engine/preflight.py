@@ -169,7 +169,7 @@ def _split_samples(config: "RunConfig", dataset: "Dataset") -> tuple["TaskSplit"
     from ipo_vlm.data import make_split
     from ipo_vlm.scored import NEEDS_VAL
 
-    split = make_split(dataset, config.data.shots, config.data.seed, check=False)
+    split = make_split(dataset, config.data.shots, config.data.seed, check=False, class_split=config.data.class_split)
     return split, needed_samples(split, config.optimize.select_on in NEEDS_VAL)
 
 

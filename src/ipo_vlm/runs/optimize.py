@@ -104,7 +104,7 @@ def load_or_make_split(rundir: RunDir, dataset: Any, config: RunConfig) -> Any:
 
     if rundir.split_path.exists():
         return load_split(rundir.split_path, dataset)
-    split = make_split(dataset, config.data.shots, config.data.seed)
+    split = make_split(dataset, config.data.shots, config.data.seed, class_split=config.data.class_split)
     atomic_write_json(rundir.split_path, split.to_json())
     return split
 
