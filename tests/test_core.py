@@ -91,9 +91,18 @@ def test_config_round_trip_and_validation(tmp_path):
         RunConfig.from_dict({"optimize": {"stepz": 1}})
     with pytest.raises(ConfigError, match="candidates"):
         RunConfig.from_dict({"optimize": {"candidates": 0}})
-    with pytest.raises(ConfigError, match="known: demo, demo-shifted, paper"):
+    with pytest.raises(ConfigError, match="known: demo, demo-shifted, ipo-plus, paper"):
         preset("fast")
     assert PRESETS["paper"].optimize.steps == 100 and PRESETS["paper"].optimize.memory_size == 20
+
+
+def test_ipo_plus_is_the_paper_with_the_two_levers_and_nothing_else():
+    paper, plus = PRESETS["paper"].to_dict(), PRESETS["ipo-plus"].to_dict()
+    changed = {(section, key) for section, values in plus.items() if isinstance(values, dict)
+               for key, value in values.items() if paper[section][key] != value}
+    changed |= {(key, None) for key, value in plus.items() if not isinstance(value, dict) and paper[key] != value}
+    assert changed == {("optimize", "guidance"), ("optimize", "reflect")}
+    assert plus["optimize"]["guidance"] == "both" and plus["optimize"]["reflect"] == 4
 
 
 def test_import_is_light():

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ipo_vlm.cli.common import add_data_args, add_vlm_arg, vlm_options
-from ipo_vlm.config import CONTROLS
+from ipo_vlm.config import CONTROLS, PRESETS
 from ipo_vlm.errors import ConfigError
 from ipo_vlm.scored import SELECTION_KEYS
 
@@ -70,7 +70,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--candidates", type=int, default=None, help="templates asked for per step")
     p.add_argument("--memory-size", type=int, default=None, help="templates kept in the episodic memory")
     p.add_argument("--out", default=None, help="run directory (default: runs/<dataset>-<time>)")
-    p.add_argument("--preset", default=None, help="starting settings: paper (default) or demo")
+    p.add_argument("--preset", default=None,
+                   help=f"starting settings: paper (default), {', '.join(n for n in PRESETS if n != 'paper')}")
     p.add_argument("--config", default=None, metavar="FILE", help="settings file (YAML or JSON, RunConfig layout)")
     p.add_argument("--dry-run", action="store_true",
                    help="check the dataset and every backend (exit 2 on a problem), then print the LLM calls and tokens a run would need, and the images and prompts it would encode with their time measured here")
@@ -80,8 +81,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _preset_defaults(section: str) -> str:
     """"the preset's: X (paper), Y (demo)" for --help, read from the presets themselves."""
-    from ipo_vlm.config import PRESETS
-
     return "the preset's: " + ", ".join(f"{getattr(c, section).spec} ({name})" for name, c in PRESETS.items())
 
 
