@@ -51,3 +51,9 @@ def test_a_grid_takes_the_same_dotted_settings_in_the_file_and_from_set(tmp_path
     path.write_text("datasets: [demo]\nshots: [1]\nseeds: [1]\nmethods: [ipo]\nvlm: demo:fashion\nllm: scripted:x.json\n")
     (cell,) = load_grid(path, ["optimize.steps=3", "optimize.max_words=12"]).cells()
     assert cell.config["optimize"]["steps"] == 3 and cell.config["optimize"]["max_words"] == 12
+    ordered = cell
+    (cell,) = load_grid(path, ["data.class_split=random"]).cells()
+    assert cell.config["data"]["class_split"] == "random" and cell.config["data"]["seed"] == 1
+    assert cell.cell_id != ordered.cell_id  # other halves: another cell, never a resumed one
+    with pytest.raises(ConfigError, match="unknown key 'data.shots'"):  # the grid's axes stay the grid's
+        parse_grid({**raw, "data.shots": 4})

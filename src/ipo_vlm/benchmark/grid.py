@@ -191,6 +191,8 @@ def settings_block(raw: dict[str, Any], where: str) -> dict[str, Any]:
             from ipo_vlm.overrides import setting
 
             out = deep_merge(out, setting(key, value))  # the --set vocabulary: optimize.meta_prompt: edit
+        elif key == "data.class_split":  # the one data setting the grid's axes leave open
+            out = deep_merge(out, {"data": {"class_split": value}})
         elif key in ("data", "dataset", "shots", "seed", "method"):
             raise ConfigError(f"{where}: {key!r} is set by the grid (datasets, shots, seeds, methods), not here")
         else:
