@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ipo_vlm.errors import ConfigError
+from ipo_vlm.io.jsonio import read_settings_file
 from ipo_vlm.scored import SELECTION_KEYS
 
 DEFAULT_VLM = "hf:openai/clip-vit-base-patch16"
@@ -346,29 +347,6 @@ def preset(name: str) -> RunConfig:
         return PRESETS[name]
     except KeyError:
         raise ConfigError(f"unknown preset {name!r}; known: {', '.join(sorted(PRESETS))}") from None
-
-
-def read_settings_file(path: str | Path) -> dict[str, Any]:
-    """A YAML or JSON settings file as a dict (validated when a ``RunConfig`` is built from it)."""
-    import json
-
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as e:
-        raise ConfigError(f"cannot read config file {p}: {e.strerror}") from None
-    try:
-        if p.suffix in (".yaml", ".yml"):
-            import yaml
-
-            raw = yaml.safe_load(text) or {}
-        else:
-            raw = json.loads(text)
-    except Exception as e:  # yaml and json raise different types; both mean a broken file
-        raise ConfigError(f"cannot parse config file {p}: {str(e).splitlines()[0]}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"config file {p} must hold a mapping")
-    return raw
 
 
 def merge_settings(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

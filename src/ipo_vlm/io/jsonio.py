@@ -1,7 +1,8 @@
 """Crash-safe files: atomic JSON writes (write, fsync, rename) and append-only JSON lines.
 
 A run may be killed at any instant (``kill -9``); readers therefore tolerate a torn last line
-of a ``.jsonl`` file and never see a half-written ``.json`` file."""
+of a ``.jsonl`` file and never see a half-written ``.json`` file. Also: a YAML or JSON settings
+file read as one mapping, each problem one ``ConfigError``."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from ipo_vlm.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -137,3 +140,24 @@ def repair_jsonl(path: str | Path) -> int:
     if raw and not raw.endswith(b"\n") or len(records) != sum(1 for l in raw.splitlines() if l.strip()):
         atomic_write_bytes(path, "".join(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n" for r in records).encode())
     return len(records)
+
+
+def read_settings_file(path: str | Path) -> dict[str, Any]:
+    """A YAML or JSON settings file as a dict (validated when a ``RunConfig`` is built from it)."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {p}: {e.strerror}") from None
+    try:
+        if p.suffix in (".yaml", ".yml"):
+            import yaml
+
+            raw = yaml.safe_load(text) or {}
+        else:
+            raw = json.loads(text)
+    except Exception as e:  # yaml and json raise different types; both mean a broken file
+        raise ConfigError(f"cannot parse config file {p}: {str(e).splitlines()[0]}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {p} must hold a mapping")
+    return raw
