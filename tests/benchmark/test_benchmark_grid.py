@@ -93,3 +93,6 @@ def test_unreadable_grid_file(tmp_path):
     (tmp_path / "bad.yaml").write_text("datasets: [a\n")
     with pytest.raises(ConfigError, match="cannot parse grid file"):
         load_grid(tmp_path / "bad.yaml")
+    (tmp_path / "list.yaml").write_text("- imagenet\n")
+    with pytest.raises(ConfigError, match="list.yaml must hold a mapping"):
+        load_grid(tmp_path / "list.yaml")

@@ -34,6 +34,7 @@ from ipo_vlm.config import RunConfig, identity, preset
 from ipo_vlm.methods import METHODS as METHOD_REGISTRY
 from ipo_vlm.errors import ConfigError
 from ipo_vlm.io.hashing import sha256_json
+from ipo_vlm.io.jsonio import read_settings_file
 
 #: shorthand key -> (RunConfig section, field)
 SHORTHANDS: dict[str, tuple[str, str]] = {
@@ -336,18 +337,10 @@ def _ray(raw: Any) -> dict[str, float]:
 def load_grid(path: str | Path, settings: Any = ()) -> Grid:
     """Read and validate a grid file (YAML or JSON); ``settings`` (``section.key=value``, as
     ``--set`` takes them) are laid over the grid-level settings."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as e:
-        raise ConfigError(f"cannot read grid file {p}: {e.strerror}") from None
-    try:
-        import yaml
+    import yaml
 
-        raw = yaml.safe_load(text)
-    except Exception as e:  # yaml's error types vary; all mean a broken file
-        raise ConfigError(f"cannot parse grid file {p}: {str(e).splitlines()[0]}") from None
-    if settings and isinstance(raw, dict):
+    raw = read_settings_file(path, "grid file")
+    if settings:
         for item in settings:
             name, sep, value = str(item).partition("=")
             if not sep:

@@ -142,22 +142,23 @@ def repair_jsonl(path: str | Path) -> int:
     return len(records)
 
 
-def read_settings_file(path: str | Path) -> dict[str, Any]:
-    """A YAML or JSON settings file as a dict (validated when a ``RunConfig`` is built from it)."""
+def read_settings_file(path: str | Path, what: str = "config file") -> dict[str, Any]:
+    """A YAML or JSON settings file (``what``: its kind, for messages) as a dict; validated by
+    whoever builds settings from it. ``.json`` is read as JSON, anything else as YAML."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as e:
-        raise ConfigError(f"cannot read config file {p}: {e.strerror}") from None
+        raise ConfigError(f"cannot read {what} {p}: {e.strerror}") from None
     try:
-        if p.suffix in (".yaml", ".yml"):
+        if p.suffix == ".json":
+            raw = json.loads(text)
+        else:
             import yaml
 
             raw = yaml.safe_load(text) or {}
-        else:
-            raw = json.loads(text)
     except Exception as e:  # yaml and json raise different types; both mean a broken file
-        raise ConfigError(f"cannot parse config file {p}: {str(e).splitlines()[0]}") from None
+        raise ConfigError(f"cannot parse {what} {p}: {str(e).splitlines()[0]}") from None
     if not isinstance(raw, dict):
-        raise ConfigError(f"config file {p} must hold a mapping")
+        raise ConfigError(f"{what} {p} must hold a mapping")
     return raw
