@@ -254,3 +254,28 @@ def test_a_finished_run_without_its_line_is_recorded_and_an_unfinished_one_resum
     assert (s.skipped, s.recorded, s.ran, s.done) == (6, 1, 1, 8)
     assert outcomes(copy) == outcomes(reference[0])
     assert json.loads((unfinished / "config.json").read_text())["created"]  # the same run, continued
+
+
+def test_prefetch_encodes_the_images_of_each_cells_own_class_split(tmp_path, monkeypatch):
+    """A cell with random halves trains on other classes' images than the protocol's halves;
+    the features encoded ahead are those the cell will read, so the cell encodes none."""
+    from ipo_vlm.benchmark.cells import CountingVLM
+    from ipo_vlm.benchmark.prefetch import PrefetchTask, prefetch_features
+    from ipo_vlm.data import load_dataset, make_split
+    from ipo_vlm.engine.features import FeatureStore
+    from ipo_vlm.vlm import create_vlm
+
+    monkeypatch.setenv("IPO_CACHE_DIR", str(tmp_path / "cache"))
+    dataset = load_dataset("demo")
+
+    def samples(class_split: str) -> dict:
+        split = make_split(dataset, 2, 3, class_split=class_split)
+        return {s.ref: s for part in (split.train, split.val, split.test_base, split.test_novel) for s in part}
+
+    drawn = samples("random")
+    assert set(drawn) != set(samples("ordered"))
+    out = prefetch_features(PrefetchTask("demo", None, "demo:fashion", ((2, 3, "random"),), "demo"))
+    assert out["error"] is None and out["images_needed"] == len(drawn) and out["images_encoded"] == len(drawn)
+    vlm = CountingVLM(create_vlm("demo:fashion"))
+    FeatureStore(vlm).features(dataset, list(drawn.values()))
+    assert vlm.images == 0

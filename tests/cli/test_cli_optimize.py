@@ -110,6 +110,16 @@ def test_a_random_class_split_is_drawn_once_and_kept_by_evaluate(env, capsys, tm
     capsys.readouterr()
     assert main(["evaluate", str(out), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["novel_acc"] == pytest.approx(result["novel_acc"])
+    # the same template and halves from flags: --class-split random draws the run's halves again
+    # (scored with the demo stand-in, whose accuracies tell the classes apart, unlike tiny CLIP's)
+    assert main(["evaluate", str(out), "--vlm", "demo:fashion", "--json"]) == 0
+    kept = json.loads(capsys.readouterr().out)
+    flags = ["evaluate", "--dataset", "demo", "--vlm", "demo:fashion", "--seed", "3", "--template", result["best_template"], "--json"]
+    assert main([*flags, "--class-split", "random"]) == 0
+    drawn = json.loads(capsys.readouterr().out)
+    assert (drawn["base_acc"], drawn["novel_acc"]) == pytest.approx((kept["base_acc"], kept["novel_acc"]))
+    assert main(flags) == 0  # the protocol's halves: other classes are novel
+    assert json.loads(capsys.readouterr().out)["novel_acc"] != pytest.approx(kept["novel_acc"])
     assert main(base_args(env, tmp_path / "never", "--set", "data.class_split=shuffled")) == 2
     assert "class_split must be one of ordered, random; got 'shuffled'" in capsys.readouterr().err
     assert not (tmp_path / "never").exists()

@@ -172,3 +172,24 @@ def test_cli_features_reuses_cache_across_shots_and_seeds(tmp_path: Path, monkey
     assert list((tmp_path / "cache" / "features").iterdir())
     assert main(["features", "--dataset", str(tmp_path / "ds"), "--vlm", f"hf:{tmp_path / 'nope'}"]) == 2
     assert "ipo: error: no model directory" in capsys.readouterr().err
+
+
+def test_cli_features_encodes_the_split_of_the_class_split_asked_for(tmp_path: Path, monkeypatch, capsys) -> None:
+    from ipo_vlm.cli.main import main
+    from ipo_vlm.data import load_dataset, make_split
+    from ipo_vlm.data.fewshot import PARTS
+
+    dataset = load_dataset("demo")
+
+    def refs(class_split: str) -> set[str]:
+        split = make_split(dataset, shots=2, seed=3, class_split=class_split)
+        return {s.ref for name in PARTS for s in split.part(name)}
+
+    monkeypatch.setenv("IPO_CACHE_DIR", str(tmp_path / "cache"))
+    base = ["features", "--dataset", "demo", "--vlm", "demo:fashion", "--shots", "2", "--seed", "3"]
+    assert main(base) == 0
+    assert f": {len(refs('ordered'))} images" in capsys.readouterr().out
+    assert main([*base, "--class-split", "random"]) == 0
+    out = capsys.readouterr().out
+    # the random halves' images, of which those already encoded for the protocol's halves are cached
+    assert f": {len(refs('random'))} images" in out and f"{len(refs('random') & refs('ordered'))} already cached" in out

@@ -3,7 +3,8 @@
 Run sequentially, the first cell of a dataset fills the shared feature store and the others
 read it. Run in parallel, the first cells of a dataset would all encode the same test images
 at once, so the parallel executors first run one task per (dataset, VLM) that encodes every
-image any of its cells needs: the few-shot images of each (shots, seed) and the test split."""
+image any of its cells needs: the few-shot images of each (shots, seed, class split) and the
+test split."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ class PrefetchTask:
     dataset: str
     data_root: str | None
     vlm: str
-    splits: tuple[tuple[int, int], ...]  # (shots, seed)
+    splits: tuple[tuple[int, int, str], ...]  # (shots, seed, class_split)
     label: str
 
 
@@ -37,8 +38,8 @@ def prefetch_features(task: PrefetchTask) -> dict[str, Any]:
         vlm = CountingVLM(create_vlm(task.vlm))
         store = FeatureStore(vlm)
         samples: dict[str, Any] = {}
-        for shots, seed in task.splits:
-            split = make_split(dataset, shots, seed)
+        for shots, seed, class_split in task.splits:
+            split = make_split(dataset, shots, seed, class_split=class_split)
             for s in (*split.train, *split.val, *split.test_base, *split.test_novel):
                 samples.setdefault(f"{s.ref}", s)
         store.features(dataset, list(samples.values()))

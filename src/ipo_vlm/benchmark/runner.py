@@ -143,7 +143,7 @@ def _prefetch(grid: Grid, todo: list[CellPlan], bench: Path, executor: Executor,
         c = p.cell
         data = c.config["data"]
         g = groups.setdefault((data["dataset"], data["data_root"], c.config["vlm"]), {"label": c.dataset, "splits": set()})
-        g["splits"].add((c.shots, c.seed))
+        g["splits"].add((c.shots, c.seed, data.get("class_split", "ordered")))
     tasks = [PrefetchTask(name, root, vlm, tuple(sorted(g["splits"])), g["label"]) for (name, root, vlm), g in groups.items()]
     cb.stage(f"encoding the images of {len(tasks)} dataset(s) once before the cells")
     for i, out, error in executor.map(prefetch_features, tasks, grid.ray or None):

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ipo_vlm.cli.common import add_data_args
-from ipo_vlm.config import CLASS_SPLITS
+from ipo_vlm.cli.common import add_class_split_arg, add_data_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -14,8 +13,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_data_args(p, dataset_default="demo")
     p.add_argument("--shots", type=int, default=16, help="training images per class (default 16)")
     p.add_argument("--seed", type=int, default=1, help="sampling seed (1, 2, 3 by convention; default 1)")
-    p.add_argument("--class-split", choices=CLASS_SPLITS, default="ordered",
-                   help="base = the first half of the labels (ordered, the protocol's; default) or a half drawn from --seed (random)")
+    add_class_split_arg(p)
     p.add_argument("--out", default=None, metavar="SPLIT_JSON", help="write the split to this file")
     p.add_argument("--check-images", action="store_true", help="decode every chosen few-shot image")
     p.add_argument("--strict-shots", action="store_true",

@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from ipo_vlm.cli.common import add_data_args, add_vlm_arg, vlm_options
+from ipo_vlm.cli.common import add_class_split_arg, add_data_args, add_vlm_arg, vlm_options
 from ipo_vlm.errors import ConfigError
 
 
@@ -22,6 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_vlm_arg(p)
     p.add_argument("--shots", type=int, default=16, help="few-shot size of the split (only picks the split; test is always full)")
     p.add_argument("--seed", type=int, default=1, help="seed of the split")
+    add_class_split_arg(p)
     p.add_argument("--json", action="store_true", help="print the result as one JSON object on stdout")
     p.set_defaults(func=run)
 
@@ -52,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError("give a run directory or --template \"...{}...\"")
         dataset = args.dataset or "demo"
         scores = evaluate_on(dataset, args.data_root, args.vlm or _default_vlm(dataset), args.template, args.shots, args.seed,
-                             vlm_options=vlm_options(args))
+                             vlm_options=vlm_options(args), class_split=args.class_split)
     if args.json:
         print(json.dumps(_payload(scores, labels)))
         return 0

@@ -13,7 +13,7 @@ import sys
 import time
 from typing import Any
 
-from ipo_vlm.cli.common import add_data_args, add_vlm_arg, vlm_options
+from ipo_vlm.cli.common import add_class_split_arg, add_data_args, add_vlm_arg, vlm_options
 from ipo_vlm.errors import ConfigError
 
 
@@ -26,6 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_vlm_arg(p)
     p.add_argument("--shots", type=int, nargs="+", default=[16], metavar="K", help="training images per base class (several allowed; default 16)")
     p.add_argument("--seed", type=int, nargs="+", default=[1], metavar="S", help="few-shot seed(s) (default 1)")
+    add_class_split_arg(p)
     p.add_argument("--all", action="store_true", help="every image of the train, val and test splits instead of few-shot tasks")
     p.add_argument("--cache-dir", default=None, help="feature cache root (default: $IPO_CACHE_DIR/features)")
     p.set_defaults(func=run)
@@ -42,7 +43,7 @@ def _samples_to_encode(args: argparse.Namespace, dataset: Any) -> list[Any]:
         groups = []
         for shots in args.shots:
             for seed in args.seed:
-                split = make_split(dataset, shots=shots, seed=seed)
+                split = make_split(dataset, shots=shots, seed=seed, class_split=args.class_split)
                 groups.extend(split.part(name) for name in PARTS)
     unique: dict[str, Any] = {}
     for group in groups:

@@ -146,6 +146,7 @@ def evaluate_on(
     seed: int = 1,
     progress: Callable[..., Any] | None = None,
     vlm_options: dict[str, Any] | None = None,
+    class_split: str = "ordered",
 ) -> list[EvalScores]:
     """Evaluate templates on any dataset and VLM. ``shots``/``seed`` only pick the base/novel
     split's few-shot part; the test part is the dataset's full test split either way.
@@ -159,6 +160,8 @@ def evaluate_on(
         seed: the split's seed.
         progress: called while test images are encoded.
         vlm_options: options for the VLM backend (``device``, ``batch_size``).
+        class_split: which classes are base: ``ordered`` (the protocol's first half) or
+            ``random`` (a half drawn from ``seed``), as ``data.class_split`` of a run.
 
     Returns:
         One ``EvalScores`` (``template``, ``base_acc``, ``novel_acc``, ``hm``) per template.
@@ -173,5 +176,5 @@ def evaluate_on(
         require_template(t)
     dataset = load_dataset(dataset_name, data_root)
     vlm = create_vlm(vlm_spec, **(vlm_options or {}))
-    split = make_split(dataset, shots, seed)
+    split = make_split(dataset, shots, seed, class_split=class_split)
     return TestSetEvaluator(vlm, dataset, split, progress=progress).evaluate(templates)
