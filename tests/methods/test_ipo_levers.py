@@ -207,3 +207,15 @@ def test_a_kept_description_seed_is_not_called_the_baseline(tmp_path, capsys):
     assert "The selected template is a seed made from the image descriptions" in printed and "a baseline seed" not in printed
     assert result.seeds_alone["template"] == "Photo, clothing, {}." and result.seeds_alone["kind"] == "description"
     assert result.seeds_alone["hm"] == pytest.approx(result.hm)
+
+
+def test_an_llm_template_that_names_a_training_class_is_rejected_and_a_novel_name_is_not_looked_for(tmp_path):
+    # base classes: red shirt, blue coat, green hat; novel: white shoe, black bag, grey scarf
+    answer = "1. a photo of a <CLASS> beside a Blue-Coat.\n2. a <CLASS> worn with a grey scarf.\n3. a studio photo of the <CLASS>."
+    run(tmp_path, [answer, "1. a <CLASS> on red shirts.\n2. a <CLASS> in a coat shop.\n3. a bright photo of a <CLASS>."])
+    steps = [json.loads(line) for line in (tmp_path / "run" / "steps.jsonl").read_text().splitlines()]
+    assert steps[1]["rejected"] == {"names a training class": 1}
+    assert steps[2]["rejected"] == {"names a training class": 1}  # a plural, in other case
+    scored = {json.loads(line)["template"] for line in (tmp_path / "run" / "history.jsonl").read_text().splitlines()}
+    assert {"a {} worn with a grey scarf.", "a {} in a coat shop.", "a bright photo of a {}."} <= scored
+    assert not any("blue" in t.lower() or "shirt" in t for t in scored)

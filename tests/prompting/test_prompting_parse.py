@@ -116,7 +116,16 @@ MESSY = [
      ["a toy model of a {}", "a photo of a {}."]),
     # 30 lines that open with a placeholder are not mistaken for JSON
     ("{} in the wild.\n[CLASS] at night.\n{CLASS}, close up.", ["{} in the wild.", "{} at night.", "{}, close up."]),
-    # 31 the LLM's placeholder is configurable
+    # 31 a memory row copied with scores and an explanation after them: the template is the first cell
+    ("a photo of <CLASS> from the side using natural sunlight | 84.3 | 0.715 (warm lighting gives depth) "
+     "[adjustable lighting]\na dark <CLASS> at dusk | 81% | 0.7 (<CLASS> looks darker)\n"
+     "3. 81.0 | 0.62 | a faded <CLASS> on a shelf | 80 | 0.6",
+     ["a photo of {} from the side using natural sunlight", "a dark {} at dusk", "a faded {} on a shelf"]),
+    # 32 a sentence without the placeholder, then the placeholder given a class: no template
+    ("A photo of a large, bright item. | 75.0 | 0.6243890670598419 <CLASS> = jacket\n"
+     "A close-up shot of a plain shirt against a dark wall. <CLASS> = dress shirt\n"
+     "a photo of a <CLASS> on the floor. <CLASS> -> coat", ["a photo of a {} on the floor."]),
+    # 33 the LLM's placeholder is configurable
     ("a photo of a [OBJ].", ["a photo of a {}."]),
 ]
 

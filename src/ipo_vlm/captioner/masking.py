@@ -89,6 +89,15 @@ def _article_for(word: str, original: str) -> str:
     return article.capitalize() if original[:1].isupper() else article
 
 
+def mentioned_class(text: str, classnames: Sequence[str]) -> str | None:
+    """The first mention of a class name in ``text`` as written there (the same spellings
+    ``mask_classnames`` finds), or None when no class is named."""
+    names = tuple(sorted({c for c in classnames if c and c.strip()}))
+    pattern = _compile(names)
+    match = pattern.search(text) if pattern is not None and text else None
+    return match.group("name") if match else None
+
+
 def mask_classnames(text: str, classnames: Sequence[str], neutral: str | None = None) -> tuple[str, int]:
     """Replace every mention of a class name in ``text`` with a neutral word.
 

@@ -50,6 +50,11 @@ _TRAIL_BRACKETED = re.compile(
 # the memory's own `template | accuracy | loss` layout copied with made-up cells ("| ? | ?", "| n/a |")
 _TRAIL_CELLS = re.compile(r"(?:\s*\|\s*(?:[^|\na-zA-Z]{0,12}|n/?a|tbd|none|unknown)){1,3}\s*$", re.I)
 _LEAD_SCORES = re.compile(r"^(?:\s*" + _NUM + r"\s*\|)+\s*")
+# a memory row copied with scores and more after them ("a {} at dusk | 84.3 | 0.71 (why it works)"):
+# the template is what comes before the first score cell
+_SCORE_CELL = re.compile(r"\s*\|\s*\d{1,20}(?:\.\d{1,20})?\s*%?(?![\w.])")
+# the placeholder given a value after the template ("a photo of an item. {} = jacket"): not template text
+_ASSIGNMENT = re.compile(r"\s*\{\}\s*(?:=|:=|->|=>|→)\s*[^{}|]{0,60}$")
 _BULLET = re.compile(
     r"^(?:[-*•+–—>▪◦·]+\s+|\(?\d{1,3}[.):\]](?!\d)\s*|\d{1,3}\s+[-–—]\s+|#\s?\d{1,3}[.:)]?\s+|[a-zA-Z]\)\s+)"
 )
@@ -194,9 +199,12 @@ def _peel(text: str) -> str:
     text = _BULLET.sub("", text, count=1)
     text = _LABEL_PREFIX.sub("", text, count=1)
     text = _LEAD_SCORES.sub("", text, count=1)
+    cell = _SCORE_CELL.search(text)
+    if cell:
+        text = text[: cell.start()]
     # Fake scores are short: matching only in the tail keeps end-anchored searches linear.
     head, tail = text[:-_TAIL_WINDOW], text[-_TAIL_WINDOW:]
-    for pattern in (_TRAIL_BRACKETED, _TRAIL_SEPARATED, _TRAIL_CELLS):
+    for pattern in (_TRAIL_BRACKETED, _TRAIL_SEPARATED, _TRAIL_CELLS, _ASSIGNMENT):
         tail = pattern.sub("", tail, count=1)
     text = head + tail
     text = text.strip()

@@ -10,6 +10,9 @@ from typing import Any
 
 from ipo_vlm.methods.base import MethodContext, MethodOutcome
 
+#: the rejection reason of an LLM template that names a training class
+REASON_NAMES_CLASS = "names a training class"
+
 
 class IPOMethod:
     """The LLM optimizer as a :class:`~ipo_vlm.methods.base.Method`."""
@@ -37,7 +40,7 @@ class IPOMethod:
         from ipo_vlm.methods.ipo.proposer import MetaPromptProposer
 
         info, o = ctx.task.dataset.info, ctx.config.optimize
-        proposer = MetaPromptProposer(info.domain, o.candidates, ctx.descriptions, info.name, check=ctx.task.check,
+        proposer = MetaPromptProposer(info.domain, o.candidates, ctx.descriptions, info.name, check=_proposal_check(ctx),
                                       style=o.meta_prompt, max_words=o.max_words, guidance=o.guidance)
         loop = OptimizationLoop(
             ctx.record, ctx.config, ctx.session, proposer, ctx.task.score, Memory(o.memory_size),
@@ -50,6 +53,26 @@ class IPOMethod:
         from ipo_vlm.methods.search import replay_memory
 
         return replay_memory(history, config)
+
+
+def _proposal_check(ctx: MethodContext) -> Any:
+    """The task's own check, then: no training class named outside the placeholder. Such a
+    template puts one class's word into every class's prompt and tells nothing about the
+    unseen classes it must also serve; the small models write them when they copy a class
+    into the line ("... {} = t-shirt"). Only base class names are looked for: the novel ones
+    stay unseen during the search."""
+    from ipo_vlm.captioner.masking import mentioned_class
+    from ipo_vlm.prompting.placeholders import PLACEHOLDER
+
+    task = ctx.task
+
+    def check(template: str) -> str | None:
+        problem = task.check(template)
+        if problem is None and mentioned_class(template.replace(PLACEHOLDER, " "), task.classnames):
+            return REASON_NAMES_CLASS
+        return problem
+
+    return check
 
 
 def _errors_of(ctx: MethodContext) -> Any:
