@@ -89,11 +89,16 @@ def _article_for(word: str, original: str) -> str:
     return article.capitalize() if original[:1].isupper() else article
 
 
+def _names(classnames: Sequence[str]) -> tuple[str, ...]:
+    """The class names a pattern is compiled for, in one canonical order (blank ones dropped),
+    so that every caller shares ``_compile``'s cache."""
+    return tuple(sorted({c for c in classnames if c and c.strip()}))
+
+
 def mentioned_class(text: str, classnames: Sequence[str]) -> str | None:
     """The first mention of a class name in ``text`` as written there (the same spellings
     ``mask_classnames`` finds), or None when no class is named."""
-    names = tuple(sorted({c for c in classnames if c and c.strip()}))
-    pattern = _compile(names)
+    pattern = _compile(_names(classnames))
     match = pattern.search(text) if pattern is not None and text else None
     return match.group("name") if match else None
 
@@ -106,7 +111,7 @@ def mask_classnames(text: str, classnames: Sequence[str], neutral: str | None = 
     over shorter ones they contain. A preceding "a"/"an" is adjusted to the neutral word, and a
     plural mention becomes a plural neutral word. Returns ``(masked_text, replacements)``."""
     neutral = (neutral or DEFAULT_NEUTRAL).strip() or DEFAULT_NEUTRAL
-    names = tuple(sorted({c for c in classnames if c and c.strip()}))
+    names = _names(classnames)
     pattern = _compile(names)
     if pattern is None or not text:
         return text, 0
