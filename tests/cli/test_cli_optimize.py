@@ -125,6 +125,29 @@ def test_a_random_class_split_is_drawn_once_and_kept_by_evaluate(env, capsys, tm
     assert not (tmp_path / "never").exists()
 
 
+def test_evaluate_of_a_run_refuses_split_flags_and_follows_a_moved_dataset(env, capsys, tmp_path):
+    import shutil
+
+    from helpers.data_fixtures import make_class_folders
+
+    data = make_class_folders(tmp_path / "birds", {"jay": 8, "robin": 8, "wren": 8, "finch": 8})
+    out = tmp_path / "run"
+    assert main(base_args(env, out, "--steps", "1", "--dataset", "folder", "--data-root", str(data), "--shots", "2")) == 0
+    result = json.loads((out / "result.json").read_text())
+    capsys.readouterr()
+    for flags in (["--seed", "2"], ["--shots", "4", "--class-split", "random"]):
+        assert main(["evaluate", str(out), *flags]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and flags[0] in err[0] and "split.json" in err[0]
+    moved = shutil.move(str(data), str(tmp_path / "elsewhere"))
+    assert main(["evaluate", str(out), "--json"]) == 2  # the run's own data root is gone
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert main(["evaluate", str(out), "--data-root", moved, "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["template"] == result["best_template"]
+    assert (got["base_acc"], got["novel_acc"]) == pytest.approx((result["base_acc"], result["novel_acc"]))
+
+
 def test_resume_with_more_steps_continues_and_other_settings_are_refused(env, capsys, tmp_path):
     out = tmp_path / "run"
     assert main(base_args(env, out, "--steps", "2")) == 0

@@ -13,11 +13,12 @@ def add_data_args(p: argparse.ArgumentParser, dataset_default: str | None = None
     p.add_argument("--data-root", default=None, help="directory holding the dataset (CoOp layout or class folders)")
 
 
-def add_class_split_arg(p: argparse.ArgumentParser) -> None:
-    """``--class-split``: which classes of a split are base (the same choice as ``data.class_split``)."""
+def add_class_split_arg(p: argparse.ArgumentParser, default: str | None = "ordered") -> None:
+    """``--class-split``: which classes of a split are base (the same choice as ``data.class_split``);
+    ``default=None`` lets a command tell an explicit choice from none."""
     from ipo_vlm.config import CLASS_SPLITS
 
-    p.add_argument("--class-split", choices=CLASS_SPLITS, default="ordered",
+    p.add_argument("--class-split", choices=CLASS_SPLITS, default=default,
                    help="base = the first half of the labels (ordered, the protocol's; default) or a half drawn from the seed (random)")
 
 

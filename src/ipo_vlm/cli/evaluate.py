@@ -16,13 +16,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="base/novel/H accuracy of a run's best template or of --template",
         description="Evaluate on the full test split: base images among base classes, novel among novel classes.",
     )
-    p.add_argument("rundir", nargs="?", default=None, help="a run directory (its dataset, split and best template)")
+    p.add_argument("rundir", nargs="?", default=None,
+                   help="a run directory (its dataset, split and best template; --data-root says where its dataset is now if it moved)")
     p.add_argument("--template", action="append", default=None, help="a template with {} for the class name (repeatable)")
     add_data_args(p)
     add_vlm_arg(p)
-    p.add_argument("--shots", type=int, default=16, help="few-shot size of the split (only picks the split; test is always full)")
-    p.add_argument("--seed", type=int, default=1, help="seed of the split")
-    add_class_split_arg(p)
+    p.add_argument("--shots", type=int, default=None, help="few-shot size of the split (default 16; only picks the split, test is always full)")
+    p.add_argument("--seed", type=int, default=None, help="seed of the split (default 1)")
+    add_class_split_arg(p, default=None)
     p.add_argument("--json", action="store_true", help="print the result as one JSON object on stdout")
     p.set_defaults(func=run)
 
@@ -39,21 +40,29 @@ def run(args: argparse.Namespace) -> int:
 
     if args.rundir and args.dataset:
         raise ConfigError("give a run directory or --dataset, not both")
+    given = [flag for flag, value in (("--shots", args.shots), ("--seed", args.seed), ("--class-split", args.class_split))
+             if value is not None]
+    if args.rundir and given:
+        raise ConfigError(f"{', '.join(given)}: a run is evaluated on its own split (split.json); "
+                          "to evaluate its template on another split, give --dataset and --template instead")
     labels: list[str] = []
     if args.rundir and not args.template:
-        rows = run_rows(args.rundir)
+        rows = run_rows(args.rundir, data_root=args.data_root)
         labels = [label for label, _ in rows]
         templates = list(dict.fromkeys(t for _, t in rows))
-        by_template = {s.template: s for s in evaluate_run(args.rundir, templates, vlm_spec=args.vlm, vlm_options=vlm_options(args))}
+        evaluated = evaluate_run(args.rundir, templates, vlm_spec=args.vlm, vlm_options=vlm_options(args), data_root=args.data_root)
+        by_template = {s.template: s for s in evaluated}
         scores = [by_template[t] for _, t in rows]
     elif args.rundir:
-        scores = evaluate_run(args.rundir, args.template, vlm_spec=args.vlm, vlm_options=vlm_options(args))
+        scores = evaluate_run(args.rundir, args.template, vlm_spec=args.vlm, vlm_options=vlm_options(args),
+                              data_root=args.data_root)
     else:
         if not args.template:
             raise ConfigError("give a run directory or --template \"...{}...\"")
         dataset = args.dataset or "demo"
-        scores = evaluate_on(dataset, args.data_root, args.vlm or _default_vlm(dataset), args.template, args.shots, args.seed,
-                             vlm_options=vlm_options(args), class_split=args.class_split)
+        scores = evaluate_on(dataset, args.data_root, args.vlm or _default_vlm(dataset), args.template,
+                             16 if args.shots is None else args.shots, 1 if args.seed is None else args.seed,
+                             vlm_options=vlm_options(args), class_split=args.class_split or "ordered")
     if args.json:
         print(json.dumps(_payload(scores, labels)))
         return 0

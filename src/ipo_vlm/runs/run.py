@@ -307,10 +307,11 @@ class Run:
 
     # -- the run seen through a VLM ------------------------------------------------------------
 
-    def dataset(self) -> "Dataset":
+    def dataset(self, data_root: str | None = None) -> "Dataset":
+        """The run's dataset, read from its own data root or from ``data_root`` (the same dataset moved)."""
         from ipo_vlm.data import load_dataset
 
-        return load_dataset(str(self._setting("data", "dataset", "demo")), self._setting("data", "data_root", None))
+        return load_dataset(str(self._setting("data", "dataset", "demo")), data_root or self._setting("data", "data_root", None))
 
     def load_split(self, dataset: "Dataset") -> "TaskSplit":
         from ipo_vlm.data import load_split
