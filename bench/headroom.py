@@ -18,8 +18,11 @@ then where selection loses: for the method's pool and the control's, the pool's 
 test against the one the run's rule picked, on the base and on the novel classes' test accuracy
 (a loss on novel only means the pick fits the training classes, not the images);
 
-then the same runs re-ranked by each training-only rule (train, loss), the method's pool and the
-control's, with the paired difference: whether another rule would have picked better.
+then the same runs re-ranked by each training-only rule, the method's pool and the control's,
+with the paired difference: whether another rule would have picked better. The rules are the
+run's own ``train`` and ``loss``, and ``short-1se``, tried here only: the template with the fewest
+words among those whose training accuracy is within one binomial standard error of the best
+(fewer words, fewer chances to fit the training classes rather than the images).
 
     .venv/bin/python bench/headroom.py --runs /tmp/controls           # a controls.py --out folder
     .venv/bin/python bench/headroom.py --runs RUN_DIR [RUN_DIR ...]
@@ -30,6 +33,7 @@ Test images are encoded once per dataset and VLM (the feature store), prompts on
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import sys
 from pathlib import Path
@@ -40,7 +44,26 @@ from controls import wtl
 
 
 #: selection rules that need no validation images: every run can be re-ranked by them
-RULES = ("train", "loss")
+RULES = ("train", "loss", "short-1se")
+
+
+def shortest_within_se(ranked: list, n_images: int) -> object:
+    """Of ``ranked`` (best first by training accuracy), the template with the fewest words whose
+    training accuracy is within one binomial standard error of the best, on ``n_images`` images;
+    equal lengths keep the ranking's order."""
+    best = ranked[0].accuracy
+    band = best - math.sqrt(max(best * (1.0 - best), 0.0) / max(n_images, 1))
+    inside = [s for s in ranked if s.accuracy >= band - 1e-12]
+    return min(inside, key=lambda s: len(s.template.replace("{}", " {} ").split()))
+
+
+def pick(run, rule: str, pool: str) -> list:
+    """The run's pool (``method`` or ``control``) re-ranked by ``rule``: a one-item list, or
+    empty when the run has no such pool."""
+    if rule != "short-1se":
+        return run.ranked(rule, pool)[:1]
+    ranked = run.ranked("train", pool)
+    return [shortest_within_se(ranked, run.image_counts()[0])] if ranked else []
 
 
 def run_dirs(paths: list[str]) -> list[Path]:
@@ -93,7 +116,7 @@ def measure(path: Path, margin: float) -> dict:
     picks = {}
     for rule in RULES:
         for pool in ("method", "control"):
-            ranked = run.ranked(rule, pool) if pool == "method" or control else []
+            ranked = pick(run, rule, pool) if pool == "method" or control else []
             picks[(pool, rule)] = scores.get(ranked[0].template, float("nan")) if ranked else float("nan")
     return {"run": path, "seed_pick": seed_pick.template if seed_pick else "", "floor": floor, "picks": picks,
             "selected": scores.get(run.require_result().best_template, float("nan")),

@@ -30,6 +30,20 @@ def test_rank_correlation_orders_ties_and_constants():
     assert math.isnan(spearman(a([1, 1, 1]), a([1, 2, 3])))
 
 
+def test_the_shortest_template_within_one_standard_error_is_picked():
+    from ipo_vlm.scored import ScoredTemplate as S
+
+    shortest = load_script("bench/headroom.py").shortest_within_se
+    ranked = [S("a close-up studio photo of a {}.", 0.80, 0.5), S("a large photo of a {}.", 0.78, 0.6),
+              S("a photo of a {}.", 0.70, 0.7), S("a {}.", 0.50, 0.9)]
+    # one standard error at 0.80 on 100 images is 4 points: 0.78 is inside, 0.70 is not
+    assert shortest(ranked, 100).template == "a large photo of a {}."
+    assert shortest(ranked, 10_000).template == ranked[0].template  # 0.4 points: only the best
+    assert shortest(ranked, 4).template == "a photo of a {}."  # 20 points: down to 0.60, so "a {}." stays out
+    tied = [S("a dark photo of a {}.", 1.0, 0.1), S("a pale photo of a {}.", 1.0, 0.2)]
+    assert shortest(tied, 50).template == "a dark photo of a {}."  # no spread at 100 %: the ranking's order
+
+
 def test_every_template_of_a_run_and_its_control_is_evaluated(tmp_path):
     world = make_world(tmp_path / "world")
     out = tmp_path / "runs" / "seed1"
@@ -54,8 +68,8 @@ def test_every_template_of_a_run_and_its_control_is_evaluated(tmp_path):
     assert float(cells[2]) == pytest.approx(100 * result["hm"], abs=0.05)
     assert re.search(r"over 1 runs \(mean ± sd\)", done.stdout)
     # re-ranked by the run's own rule (train), the method's pick is the template the run selected
-    rules = {m.group(1): float(m.group(2)) for m in re.finditer(r"^\| (train|loss) \| ([\d.]+) ± ", done.stdout, re.M)}
-    assert set(rules) == {"train", "loss"}
+    rules = {m.group(1): float(m.group(2)) for m in re.finditer(r"^\| (train|loss|short-1se) \| ([\d.]+) ± ", done.stdout, re.M)}
+    assert set(rules) == {"train", "loss", "short-1se"}
     assert rules["train"] == pytest.approx(100 * result["hm"], abs=0.005)
     # where selection loses: the pool's best on test against the pick, which is the selected template
     lost = re.search(r"^\| method \| (-?[\d.]+) ± [\d.]+ \| (-?[\d.]+) ± [\d.]+ \| (-?[\d.]+) ± ", done.stdout, re.M)
