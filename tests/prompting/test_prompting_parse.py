@@ -10,6 +10,7 @@ from ipo_vlm.prompting import (
     REASON_EMPTY,
     REASON_MULTIPLE_PLACEHOLDERS,
     REASON_NO_PLACEHOLDER,
+    REASON_QUOTES_SCORE,
     REASON_REPEATED,
     REASON_STRAY_BRACES,
     REASON_TOO_LONG,
@@ -180,6 +181,26 @@ def test_rejection_reasons_are_counted() -> None:
         "over token limit": 1,
     }
     assert ("shoes", REASON_NO_PLACEHOLDER) in res.rejected
+
+
+def test_a_score_written_inside_a_template_is_a_rejection() -> None:
+    # answers of the local model on the plain demo: once such a line was scored, the model copied
+    # its made-up numbers into almost every later template of the run
+    text = "\n".join(
+        [
+            "1. A photo of an plain item sitting on the ground in a living room at night under warm light "
+            "(69% accuracy, loss: 0.387). Example image: <CLASS> near window lights while reading books.",
+            "2. It's a photo from different angles showing multiple aspects of the item. (85) Loss: 0. <CLASS>",
+            "3. a photo of a <CLASS> with training accuracy of 91 percent",
+            "4. a photo of a <CLASS> in a lossy, low-resolution scan.",  # a word, not a score
+            "5. a close-up of a <CLASS> at 50% zoom.",  # a percentage that is not a score
+            "6. a photo of a <CLASS>. (acc 85%)",  # a fake score at the end is peeled off, as before
+        ]
+    )
+    res = parse_candidates(text)
+    assert res.rejection_counts() == {REASON_QUOTES_SCORE: 3}
+    assert res.valid == ["a photo of a {} in a lossy, low-resolution scan.", "a close-up of a {} at 50% zoom.",
+                         "a photo of a {}."]
 
 
 def test_seen_keys_match_case_and_whitespace_insensitively() -> None:

@@ -4,6 +4,7 @@ and validation of what the LLM answers (``parse``, ``extract``, ``placeholders``
 from ipo_vlm.prompting.parse import (
     REASON_ALREADY_SCORED,
     REASON_CHECK_FAILED,
+    REASON_QUOTES_SCORE,
     REASON_REPEATED,
     REASON_TOO_MANY,
     REASON_TOO_MANY_WORDS,
@@ -41,6 +42,7 @@ __all__ = [
     "REASON_EMPTY",
     "REASON_MULTIPLE_PLACEHOLDERS",
     "REASON_NO_PLACEHOLDER",
+    "REASON_QUOTES_SCORE",
     "REASON_REPEATED",
     "REASON_STRAY_BRACES",
     "REASON_TOO_LONG",

@@ -22,7 +22,15 @@ REASON_REPEATED = "repeated in answer"
 REASON_CHECK_FAILED = "check failed"
 REASON_TOO_MANY = "too many candidates"
 REASON_TOO_MANY_WORDS = "over the word limit"
+REASON_QUOTES_SCORE = "quotes a score"
 
+# a score written inside the template ("... behind it (69% accuracy, loss: 0.387). Example: {} ..."):
+# the memory's numbers copied (or made up) mid-sentence, which then spread to every later step
+_QUOTED_SCORE = re.compile(
+    r"\b(?:train(?:ing)?\s+)?(?:accuracy|acc|loss)\b\s*(?:of|is|was|[:=])?\s*\d"
+    r"|\d(?:\.\d+)?\s*%?\s*(?:train(?:ing)?\s+)?(?:accuracy|acc|loss)\b",
+    re.I,
+)
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*|" + re.escape(PLACEHOLDER))
 
 #: a rejected raw candidate is recorded up to this many characters
@@ -63,6 +71,8 @@ def parse_candidates(
     a structurally valid ``{}`` template and returns a rejection reason or None (e.g. the
     VLM's token limit); ``max_chars`` bounds the template length and ``max_words`` its number
     of words (the placeholder counts as one), rejecting longer ones whole, never cutting them;
+    a template that writes a score inside it (a number with accuracy or loss) is rejected, since
+    fake scores at its end are peeled off by the extraction but a score mid-sentence is not;
     candidates beyond ``max_candidates`` are rejected unexamined so a runaway answer stays cheap."""
     seen_keys = {normalize_key(s) for s in seen}
     answer_keys: set[str] = set()
@@ -75,6 +85,8 @@ def parse_candidates(
             reason = template_problem(template, max_chars)
         if reason is None and max_words is not None and word_count(template) > max_words:
             reason = REASON_TOO_MANY_WORDS
+        if reason is None and _QUOTED_SCORE.search(template):
+            reason = REASON_QUOTES_SCORE
         if reason is None:
             key = normalize_key(template)
             if key in seen_keys:
