@@ -42,19 +42,21 @@ import numpy as np
 from agreement import spearman  # bench/agreement.py: ties share their mean rank, NaN when constant
 from controls import wtl
 
+from ipo_vlm.prompting import word_count  # the words max_words counts
+
 
 #: selection rules that need no validation images: every run can be re-ranked by them
 RULES = ("train", "loss", "short-1se")
 
 
 def shortest_within_se(ranked: list, n_images: int) -> object:
-    """Of ``ranked`` (best first by training accuracy), the template with the fewest words whose
-    training accuracy is within one binomial standard error of the best, on ``n_images`` images;
-    equal lengths keep the ranking's order."""
+    """Of ``ranked`` (best first by training accuracy), the template with the fewest words (as
+    ``optimize.max_words`` counts them) whose training accuracy is within one binomial standard
+    error of the best, on ``n_images`` images; equal lengths keep the ranking's order."""
     best = ranked[0].accuracy
     band = best - math.sqrt(max(best * (1.0 - best), 0.0) / max(n_images, 1))
     inside = [s for s in ranked if s.accuracy >= band - 1e-12]
-    return min(inside, key=lambda s: len(s.template.replace("{}", " {} ").split()))
+    return min(inside, key=lambda s: word_count(s.template))
 
 
 def pick(run, rule: str, pool: str) -> list:

@@ -40,8 +40,7 @@ def evaluate_run(
         templates = [opened.best_template]
     for t in templates:
         require_template(t)
-    dataset = opened.dataset(data_root) if data_root else None
-    task = opened.task(dataset=dataset, vlm_spec=vlm_spec, vlm_options=vlm_options)
+    task = opened.task(dataset=opened.dataset(data_root), vlm_spec=vlm_spec, vlm_options=vlm_options)
     return task.evaluate(templates, progress=progress)
 
 
